@@ -1,0 +1,68 @@
+"""kew-testkit: what an application's test suite needs to test code that uses kew.
+
+A throwaway Redis (:func:`redis_server`, with or without pytest), a virtual clock that makes
+deferrals and retry backoffs instant and exact (:class:`FakeClock`), bounded waits
+(:func:`wait_for_status`, :func:`drain`), an eager manager (:func:`eager_manager`), readable
+assertions, and a pytest plugin (registered on install) with the ``kew_redis_url``,
+``kew_manager``, ``kew_manager_factory``, ``kew_eager_manager`` and ``fake_clock`` fixtures.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+from .assertions import (
+    assert_task_completed,
+    assert_task_failed,
+    assert_task_status,
+    describe_task,
+)
+from .backends import Backend, BackendUnavailableError, redis_server
+from .clock import FakeClock, Load
+from .config import TestkitConfig, resolve_config
+from .eager import EagerManager, eager_manager, run_to_completion
+from .managers import LeakedTasksError, ManagerFactory, running_task_ids
+from .namespace import delete_namespace, namespace_keys, unique_namespace
+from .redis_server import RedisServer, RedisServerError
+from .waiting import (
+    UnexpectedStatusError,
+    drain,
+    manager_load,
+    wait_for_status,
+    wait_until,
+    watch_manager,
+)
+
+__version__ = importlib.metadata.version("kew-testkit")
+
+__all__ = [
+    "Backend",
+    "BackendUnavailableError",
+    "EagerManager",
+    "FakeClock",
+    "LeakedTasksError",
+    "Load",
+    "ManagerFactory",
+    "RedisServer",
+    "RedisServerError",
+    "TestkitConfig",
+    "UnexpectedStatusError",
+    "__version__",
+    "assert_task_completed",
+    "assert_task_failed",
+    "assert_task_status",
+    "delete_namespace",
+    "describe_task",
+    "drain",
+    "eager_manager",
+    "manager_load",
+    "namespace_keys",
+    "redis_server",
+    "resolve_config",
+    "run_to_completion",
+    "running_task_ids",
+    "unique_namespace",
+    "wait_for_status",
+    "wait_until",
+    "watch_manager",
+]

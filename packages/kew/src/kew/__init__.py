@@ -1,0 +1,52 @@
+"""kew: an async task queue backed by Redis; tasks run inside your own asyncio process.
+
+The public surface is re-exported here; see the README for the API.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .breaker import RedisCircuitBreaker
+from .clock import Clock, SystemClock
+from .exceptions import (
+    InvalidArgumentError,
+    KewConnectionError,
+    LeaseLostError,
+    QueueNotFoundError,
+    QueueProcessorError,
+    SerializationError,
+    TaskAlreadyExistsError,
+    TaskNotFoundError,
+    TaskQueueError,
+    TaskTimeoutError,
+)
+from .manager import TaskQueueManager
+from .models import QueueConfig, QueuePriority, TaskInfo, TaskStatus
+from .queue import Queue
+
+try:
+    __version__ = version("kew")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "Clock",
+    "InvalidArgumentError",
+    "KewConnectionError",
+    "LeaseLostError",
+    "Queue",
+    "QueueConfig",
+    "QueueNotFoundError",
+    "QueuePriority",
+    "QueueProcessorError",
+    "RedisCircuitBreaker",
+    "SerializationError",
+    "SystemClock",
+    "TaskAlreadyExistsError",
+    "TaskInfo",
+    "TaskNotFoundError",
+    "TaskQueueError",
+    "TaskQueueManager",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "__version__",
+]

@@ -1,0 +1,75 @@
+"""Creates Redis clients from URLs: the only place kew opens a connection.
+
+- ``redis://``, ``rediss://`` (TLS), ``unix://``: redis-py's asyncio client on binary
+  connections (``decode_responses=False``); redis-py uses hiredis for parsing when installed.
+- ``memory://`` or ``memory://name``: the embedded in-process Redis (fakeredis with its Lua
+  engine, installed by ``pip install kew[memory]``). Managers in one process that use the same
+  ``memory://`` URL share one server, as processes share a real Redis.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from redis.asyncio import Redis
+
+from .exceptions import InvalidArgumentError
+
+__all__ = ["create_client", "is_memory_url", "mask_url"]
+
+_memory_servers: dict[str, Any] = {}
+
+
+def is_memory_url(url: str) -> bool:
+    """True for the embedded backend's URLs (``memory://...``)."""
+    return url.startswith("memory://")
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***`` (for messages and logs)."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def _memory_client(url: str) -> Redis:
+    try:
+        import fakeredis
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise InvalidArgumentError(
+            "redis_url='memory://' needs the embedded backend: pip install 'kew[memory]'"
+        ) from exc
+    server = _memory_servers.get(url)
+    if server is None:
+        server = fakeredis.FakeServer(version=(7,))
+        _memory_servers[url] = server
+    client: Redis = fakeredis.FakeAsyncRedis(server=server, decode_responses=False)
+    return client
+
+
+def create_client(url: str, socket_timeout: float | None = None) -> Redis:
+    """Return an asyncio Redis client for ``url`` (no I/O happens until first use).
+
+    Args:
+        url: ``redis://[user:password@]host:port/db``, ``rediss://...``, ``unix:///path``,
+            or ``memory://[name]``.
+        socket_timeout: seconds a read may take; must exceed the longest blocking wait (the
+            manager passes its ``idle_wait`` plus a margin). None: no read timeout.
+
+    Raises:
+        InvalidArgumentError: not a str, an unsupported scheme, or ``memory://`` without the
+            ``kew[memory]`` extra installed.
+    """
+    if not isinstance(url, str) or "://" not in url:
+        raise InvalidArgumentError(f"redis_url must be a URL string, got {url!r}")
+    if is_memory_url(url):
+        return _memory_client(url)
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise InvalidArgumentError(f"unsupported redis_url scheme: {mask_url(url)!r}")
+    return Redis.from_url(
+        url,
+        decode_responses=False,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=10.0,
+        socket_keepalive=True,
+        health_check_interval=30,
+    )

@@ -1,0 +1,77 @@
+"""Running one task function: async in the host loop, sync in the queue's threads, with a timeout.
+
+Kept apart from the consumer loop so the rules of one attempt (what counts as a timeout, how a
+sync function's thread holds its worker slot until it really ends) are readable on their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+__all__ = ["AttemptTimeout", "is_async_callable", "run_attempt"]
+
+
+class AttemptTimeout(Exception):
+    """The attempt ran longer than the queue's ``task_timeout``."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"task timed out after {seconds:g} s")
+        self.seconds = seconds
+
+
+def is_async_callable(func: Callable[..., Any]) -> bool:
+    """True for coroutine functions, partials of them and objects with an async ``__call__``."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "__call__", None)  # noqa: B004 - an object's async __call__
+    )
+
+
+async def run_attempt(
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    timeout: float,
+    executor: Callable[[], ThreadPoolExecutor],
+) -> Any:
+    """Run one attempt and return its value.
+
+    Async callables run as part of the calling task (so cancelling it cancels them and their
+    ``finally`` runs). Sync callables run in ``executor()``; on timeout the attempt fails at once
+    but this coroutine returns only when the thread has ended, so the worker slot stays taken
+    while the thread runs (``max_workers`` holds for threads too). A sync callable that returns
+    an awaitable has it awaited in the loop.
+
+    Raises:
+        AttemptTimeout: the attempt exceeded ``timeout`` seconds (raised after a sync thread ends).
+        Exception: whatever the task raised.
+    """
+    if is_async_callable(func):
+        try:
+            async with asyncio.timeout(timeout) as cm:
+                return await func(*args, **kwargs)
+        except TimeoutError:
+            if cm.expired():
+                raise AttemptTimeout(timeout) from None
+            raise
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(executor(), functools.partial(func, *args, **kwargs))
+    try:
+        value = await asyncio.wait_for(asyncio.shield(future), timeout)
+    except TimeoutError:
+        if not future.done():
+            with contextlib.suppress(BaseException):
+                await future
+            raise AttemptTimeout(timeout) from None
+        raise
+    if inspect.isawaitable(value):
+        async with asyncio.timeout(timeout):
+            value = await value
+    return value

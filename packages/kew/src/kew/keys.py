@@ -1,0 +1,87 @@
+"""The Redis key schema: every key name kew uses, built in one place (pure, no I/O).
+
+All keys start with the manager's namespace. Every key of a queue carries the queue's hash tag,
+``{queue}``, so a script that touches one queue touches one Redis Cluster slot::
+
+    kew:queues                  SET   names of the queues created in this namespace
+    kew:{orders}:ready          ZSET  ready task ids, score = priority * 2**40 + sequence
+    kew:{orders}:scheduled      ZSET  deferred and retry-waiting ids, score = due time (ms)
+    kew:{orders}:leased         ZSET  claimed ids, score = lease expiry (ms)
+    kew:{orders}:wake           LIST  wake-up token for idle workers (at most one element)
+    kew:{orders}:meta           HASH  sequence counter, queue config snapshot
+    kew:{orders}:breaker        HASH  circuit breaker: state, failures, opened_at, probe_at
+    kew:{orders}:events         channel: "<status> <task id>" when a task finishes
+    kew:{orders}:staging:<id>   LIST  ids of a batch being written in chunks (all-or-nothing)
+    kew:{orders}:task:<id>      HASH  one task (fields: see models.TaskInfo.from_hash)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["QueueKeys", "namespace_pattern", "queues_key"]
+
+
+def queues_key(namespace: str) -> str:
+    """Return the key of the SET of queue names in ``namespace``."""
+    return f"{namespace}:queues"
+
+
+def namespace_pattern(namespace: str) -> str:
+    """Return a SCAN MATCH pattern for every key of ``namespace`` (glob characters escaped)."""
+    escaped = "".join("\\" + c if c in "*?[]\\" else c for c in namespace)
+    return f"{escaped}:*"
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """Key names of one queue in one namespace."""
+
+    namespace: str
+    queue: str
+
+    @property
+    def base(self) -> str:
+        """``<namespace>:{<queue>}``: the prefix shared by every key of the queue."""
+        return f"{self.namespace}:{{{self.queue}}}"
+
+    @property
+    def ready(self) -> str:
+        return f"{self.base}:ready"
+
+    @property
+    def scheduled(self) -> str:
+        return f"{self.base}:scheduled"
+
+    @property
+    def leased(self) -> str:
+        return f"{self.base}:leased"
+
+    @property
+    def wake(self) -> str:
+        return f"{self.base}:wake"
+
+    @property
+    def meta(self) -> str:
+        return f"{self.base}:meta"
+
+    @property
+    def breaker(self) -> str:
+        return f"{self.base}:breaker"
+
+    @property
+    def events(self) -> str:
+        return f"{self.base}:events"
+
+    @property
+    def task_prefix(self) -> str:
+        """Prefix of task keys; the scripts append the task id to it."""
+        return f"{self.base}:task:"
+
+    def task(self, task_id: str) -> str:
+        """Return the key of the HASH of ``task_id``."""
+        return f"{self.task_prefix}{task_id}"
+
+    def staging(self, batch_id: str) -> str:
+        """Return the key of the staging LIST of a chunked batch submit."""
+        return f"{self.base}:staging:{batch_id}"

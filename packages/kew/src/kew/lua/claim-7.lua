@@ -1,0 +1,88 @@
+-- claim: lease up to N ready tasks to one worker (one round trip per batch of tasks).
+--
+-- KEYS[1] ready      ZSET  ready ids by (priority, sequence)
+-- KEYS[2] scheduled  ZSET  deferred / retry-waiting ids by due time (ms)
+-- KEYS[3] leased     ZSET  claimed ids by lease expiry (ms)
+-- KEYS[4] wake       LIST  wake-up token, passed on when ready tasks remain
+-- KEYS[5] meta       HASH  sequence counter
+-- KEYS[6] breaker    HASH  circuit breaker of the queue
+-- KEYS[7] prefix     task key prefix (carries the queue's hash tag)
+--
+-- ARGV[1] now (ms)  ARGV[2] N (free slots)  ARGV[3] lease (ms)  ARGV[4] owner id
+-- ARGV[5] breaker reset timeout (ms)  ARGV[6] limit of promotions / reclaims per call
+--
+-- Returns {next_due, blocked, rows...}: next_due is the earliest time (ms) at which something
+-- may become claimable (a scheduled task, a lease expiry, the breaker's trial), or -1 for none;
+-- blocked is 1 when the circuit breaker held tasks back; then 9 values per claimed task:
+-- id, fence, type, priority, func, args, retries, queued (ms), attempts.
+--!include includes/codes.lua
+--!include includes/ready_score.lua
+--!include includes/promote_due.lua
+--!include includes/breaker.lua
+
+local ready, scheduled, leased, wake, meta, breaker, prefix =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local now = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local lease_ms = tonumber(ARGV[3])
+local owner = ARGV[4]
+local reset_ms = tonumber(ARGV[5])
+local limit = tonumber(ARGV[6])
+
+promote_due(scheduled, ready, meta, prefix, now, limit)
+reclaim_expired(leased, ready, meta, prefix, now, limit)
+
+local allowed, probe_at = breaker_allow(breaker, now, n, reset_ms)
+local result = {-1, 0}
+if allowed < n and redis.call('ZCARD', ready) > 0 then
+  result[2] = 1
+end
+
+local claimed = 0
+if allowed > 0 then
+  local popped = redis.call('ZPOPMIN', ready, allowed)
+  for i = 1, #popped, 2 do
+    local id = popped[i]
+    local key = prefix .. id
+    local f = redis.call('HMGET', key, 'type', 'priority', 'func', 'args', 'retries', 'queued')
+    if f[1] then
+      local fence = redis.call('HINCRBY', key, 'fence', 1)
+      local attempts = redis.call('HINCRBY', key, 'attempts', 1)
+      redis.call('HSET', key, 'status', 'processing', 'started', now, 'owner', owner)
+      redis.call('ZADD', leased, now + lease_ms, id)
+      local r = #result
+      result[r + 1] = id
+      result[r + 2] = fence
+      result[r + 3] = f[1]
+      result[r + 4] = f[2]
+      result[r + 5] = f[3]
+      result[r + 6] = f[4]
+      result[r + 7] = f[5]
+      result[r + 8] = f[6]
+      result[r + 9] = attempts
+      claimed = claimed + 1
+    end
+  end
+  if claimed > 0 and probe_at then
+    -- half-open: this claim is the trial; the next one waits another reset period
+    redis.call('HSET', breaker, 'probe_at', now + reset_ms)
+    probe_at = now + reset_ms
+  end
+end
+
+if redis.call('ZCARD', ready) > 0 and result[2] == 0 then
+  wake_workers(wake)
+end
+
+local function earlier(a, b)
+  if b and (a < 0 or b < a) then return b end
+  return a
+end
+local next_due = -1
+local s = redis.call('ZRANGE', scheduled, 0, 0, 'WITHSCORES')
+if s[2] then next_due = earlier(next_due, tonumber(s[2])) end
+local l = redis.call('ZRANGE', leased, 0, 0, 'WITHSCORES')
+if l[2] then next_due = earlier(next_due, tonumber(l[2])) end
+if result[2] == 1 and probe_at then next_due = earlier(next_due, probe_at) end
+result[1] = next_due
+return result

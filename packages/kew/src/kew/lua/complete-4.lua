@@ -1,0 +1,38 @@
+-- complete: record the results of finished runs (variadic over tasks: acks are batched).
+--
+-- KEYS[1] leased   ZSET  claimed ids by lease expiry (ms)
+-- KEYS[2] breaker  HASH  circuit breaker (a success closes it and resets the count)
+-- KEYS[3] prefix   task key prefix (carries the queue's hash tag)
+-- KEYS[4] events   channel: "completed <id>" is published per task
+--
+-- ARGV[1] now (ms)  ARGV[2] retention (ms)
+-- ARGV[3..] triples: task id, fence token, encoded result
+--
+-- Returns one code per task: OK, or LEASE_LOST when the fence no longer matches (the task was
+-- reclaimed and its newer run owns the outcome).
+--!include includes/codes.lua
+local leased, breaker, prefix, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local now = ARGV[1]
+local retention = tonumber(ARGV[2])
+local codes = {}
+local succeeded = false
+for i = 3, #ARGV, 3 do
+  local id = ARGV[i]
+  local key = prefix .. id
+  if redis.call('HGET', key, 'fence') ~= ARGV[i + 1] or not redis.call('ZSCORE', leased, id) then
+    codes[#codes + 1] = LEASE_LOST
+  else
+    redis.call('HSET', key, 'status', 'completed', 'completed', now, 'result', ARGV[i + 2],
+      'owner', '')
+    redis.call('HDEL', key, 'func', 'args', 'error')
+    redis.call('PEXPIRE', key, retention)
+    redis.call('ZREM', leased, id)
+    redis.call('PUBLISH', events, 'completed ' .. id)
+    codes[#codes + 1] = OK
+    succeeded = true
+  end
+end
+if succeeded then
+  redis.call('DEL', breaker)
+end
+return codes

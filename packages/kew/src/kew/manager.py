@@ -1,0 +1,468 @@
+"""TaskQueueManager: the public façade (the API of kew 0.2.x, plus ``wait_for_task``).
+
+It validates every call before touching Redis, owns the store (connection), the per-queue
+workers and the event subscription, and never configures logging (design.md §3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from .breaker import RedisCircuitBreaker
+from .clock import Clock, SystemClock
+from .connection import create_client
+from .events import TaskEvents
+from .exceptions import (
+    InvalidArgumentError,
+    QueueNotFoundError,
+    QueueProcessorError,
+    ScriptCode,
+    TaskNotFoundError,
+    TaskQueueError,
+    TaskTimeoutError,
+    error_for_code,
+)
+from .hooks import Hooks
+from .keys import QueueKeys
+from .models import QueueConfig, TaskInfo, TaskStatus
+from .queue import Queue
+from .scheduling import to_ms
+from .serialization import decode_result
+from .settings import STAGING_TTL, ManagerSettings
+from .store import RedisStore
+from .submission import SubmitCoalescer, TaskRow, build_row, rows_from_dicts
+from .worker import QueueWorker
+
+__all__ = ["TaskQueueManager"]
+
+logger = logging.getLogger("kew")
+
+_RECHECK_INTERVAL = 5.0  # seconds: wait_for_task re-reads the record if no event arrived
+
+
+class TaskQueueManager:
+    """Creates queues, accepts tasks and runs them in this process's event loop.
+
+    Any number of managers (in any number of processes) sharing one Redis and one namespace
+    cooperate on the same queues; each runs at most ``max_workers`` tasks per queue.
+
+    Args:
+        redis_url: ``redis://[user:pass@]host:port/db``, ``rediss://``, ``unix://`` or
+            ``memory://`` (embedded in-process Redis, needs ``kew[memory]``).
+        cleanup_on_start: when True, ``initialize()`` deletes every key of this namespace
+            (default False: a process joining a fleet must not wipe the others' work).
+        on_task_start: hook ``(info)`` before each attempt; sync or async.
+        on_task_complete: hook ``(info)`` after a success.
+        on_task_fail: hook ``(info, exc)`` after every failed attempt; ``info.status`` is RETRY
+            when the task will run again, FAILED when not.
+        namespace: prefix of every key (default "kew").
+        clock: time source (default the system clock); kew-testkit's FakeClock makes timing
+            tests exact.
+        lease_timeout: seconds a claim stays valid without renewal (default 30).
+        retention: seconds finished tasks' records and results are kept (default 86400).
+        idle_wait: longest blocking wait of an idle worker, seconds (default 30).
+        submit_chunk: tasks per round trip in ``submit_tasks`` (default 1000).
+
+    Raises:
+        InvalidArgumentError: a hook is not callable, or a setting is out of range.
+    """
+
+    def __init__(
+        self,
+        redis_url: str = "redis://localhost:6379",
+        cleanup_on_start: bool = False,
+        on_task_start: Callable[..., Any] | None = None,
+        on_task_complete: Callable[..., Any] | None = None,
+        on_task_fail: Callable[..., Any] | None = None,
+        *,
+        namespace: str = "kew",
+        clock: Clock | None = None,
+        lease_timeout: float = 30.0,
+        retention: float = 86_400.0,
+        idle_wait: float = 30.0,
+        submit_chunk: int = 1000,
+    ) -> None:
+        if not isinstance(redis_url, str) or "://" not in redis_url:
+            raise InvalidArgumentError(f"redis_url must be a URL string, got {redis_url!r}")
+        self.redis_url = redis_url
+        self.cleanup_on_start = bool(cleanup_on_start)
+        self.hooks = Hooks(on_task_start, on_task_complete, on_task_fail)
+        self.settings = ManagerSettings(
+            namespace, lease_timeout, retention, idle_wait, submit_chunk
+        )
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.queues: dict[str, Queue] = {}
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._store: RedisStore | None = None
+        self._events: TaskEvents | None = None
+        self._submitters: dict[str, SubmitCoalescer] = {}
+        self._known_queues: set[str] = set()
+        self._closed = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def namespace(self) -> str:
+        """The key prefix of this manager."""
+        return self.settings.namespace
+
+    async def initialize(self) -> None:
+        """Connect to Redis (and, with ``cleanup_on_start``, delete this namespace's keys).
+
+        Safe to call more than once.
+
+        Raises:
+            KewConnectionError: Redis cannot be reached (URL shown with the password masked).
+        """
+        if self._store is not None:
+            return
+        if self._closed:
+            raise QueueProcessorError("this manager was shut down; create a new one")
+        client = create_client(self.redis_url, socket_timeout=self.settings.idle_wait + 10.0)
+        store = RedisStore(client, self.redis_url)
+        try:
+            await store.ping()
+            if self.cleanup_on_start:
+                await store.delete_namespace(self.namespace)
+        except BaseException:
+            await store.close()
+            raise
+        self._store = store
+        self._events = TaskEvents(store, self.namespace)
+
+    async def __aenter__(self) -> TaskQueueManager:
+        await self.initialize()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    async def shutdown(self, wait: bool = True, timeout: float = 5.0) -> None:
+        """Stop claiming, let running tasks finish, hand the rest back, close the connection.
+
+        Args:
+            wait: wait for running tasks (up to ``timeout``) before cancelling them.
+            timeout: seconds to wait for running tasks (>= 0). Tasks still running then are
+                cancelled and handed back to their queue at once (not failed, not lost).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.gather(
+            *(q.worker.stop(wait, timeout) for q in self.queues.values()), return_exceptions=True
+        )
+        if self._events is not None:
+            await self._events.close()
+        if self._store is not None:
+            await self._store.close()
+        self._store = None
+
+    def _require_store(self) -> RedisStore:
+        if self._closed:
+            raise QueueProcessorError("this manager was shut down")
+        if self._store is None:
+            raise QueueProcessorError("manager not initialized: await manager.initialize() first")
+        return self._store
+
+    def _queue(self, name: object) -> Queue:
+        queue = self.queues.get(name) if isinstance(name, str) else None
+        if queue is None:
+            raise QueueNotFoundError(f"queue {name!r} not found (create it with create_queue)")
+        return queue
+
+    def _now_ms(self) -> int:
+        return to_ms(self.clock.now())
+
+    # -- queues -------------------------------------------------------------------------------
+
+    async def create_queue(self, config: QueueConfig) -> Queue:
+        """Create (or join) a queue and start consuming it in this process.
+
+        Other processes that create a queue of the same name in the same namespace share it.
+
+        Args:
+            config: the QueueConfig (validated on construction).
+
+        Returns:
+            The Queue handle, also in ``manager.queues[config.name]``.
+
+        Raises:
+            InvalidArgumentError: not a QueueConfig, or this manager already has that queue.
+            KewConnectionError: Redis unreachable.
+        """
+        if not isinstance(config, QueueConfig):
+            raise InvalidArgumentError(f"config must be a QueueConfig, got {type(config).__name__}")
+        if config.name in self.queues:
+            raise InvalidArgumentError(f"queue {config.name!r} already exists in this manager")
+        await self.initialize()
+        store = self._require_store()
+        keys = QueueKeys(self.namespace, config.name)
+        await store.register_queue(self.namespace, config.name)
+        breaker = RedisCircuitBreaker(
+            store,
+            keys,
+            config.max_circuit_breaker_failures,
+            config.circuit_breaker_reset_timeout,
+            self.clock,
+            self.settings.retention,
+        )
+        worker = QueueWorker(
+            store=store,
+            keys=keys,
+            config=config,
+            settings=self.settings,
+            clock=self.clock,
+            owner=self.owner,
+            hooks=self.hooks,
+            on_finished=self._finished_here,
+        )
+        queue = Queue(config, keys, breaker, worker)
+        self.queues[config.name] = queue
+        self._known_queues.add(config.name)
+        self._submitters[config.name] = SubmitCoalescer(store, keys, config.max_size, self._now_ms)
+        worker.start()
+        return queue
+
+    def _finished_here(self, queue_name: str, task_id: str) -> None:
+        if self._events is not None:
+            self._events.notify(task_id)
+
+    # -- submitting ---------------------------------------------------------------------------
+
+    def _info_for(self, queue_name: str, row: TaskRow, now: float) -> TaskInfo:
+        return TaskInfo(
+            task_id=row.task_id,
+            task_type=row.task_type,
+            queue_name=queue_name,
+            priority=row.priority.value,
+            status=TaskStatus.QUEUED,
+            queued_time=datetime.fromtimestamp(now),
+            due_time=datetime.fromtimestamp(row.due) if row.due is not None else None,
+        )
+
+    async def submit_task(
+        self,
+        task_id: str,
+        queue_name: str,
+        task_type: str,
+        task_func: Callable[..., Any],
+        priority: Any,
+        *args: Any,
+        _defer_until: datetime | None = None,
+        _defer_by: float | Any = None,
+        **kwargs: Any,
+    ) -> TaskInfo:
+        """Submit one task; it runs in whichever process claims it first.
+
+        Args:
+            task_id: unique id within the queue (non-empty str).
+            queue_name: a queue created with ``create_queue`` in this manager.
+            task_type: a label of the kind of task (str).
+            task_func: async or sync callable; stored by reference when importable
+                (``module:qualname``), by cloudpickle otherwise.
+            priority: QueuePriority (or 1, 2, 3); HIGH runs first, FIFO within a priority.
+            *args, **kwargs: passed to ``task_func``; must be picklable.
+            _defer_until: run at this datetime (aware: exact; naive: local time; past: now).
+            _defer_by: run after this many seconds (number >= 0 or timedelta).
+
+        Returns:
+            The TaskInfo in status QUEUED.
+
+        Raises:
+            QueueNotFoundError: unknown queue.
+            InvalidArgumentError: empty task_id, non-callable task_func, bad priority, both or
+                bad defer arguments.
+            SerializationError: an argument cannot be serialized (nothing is written).
+            TaskAlreadyExistsError: a task with this id exists in the queue.
+            QueueProcessorError: the queue is full (max_size waiting tasks) or the manager is
+                not running.
+            KewConnectionError: Redis unreachable.
+        """
+        queue = self._queue(queue_name)
+        self._require_store()
+        now = self.clock.now()
+        row = build_row(
+            now, task_id, task_type, task_func, priority, args, kwargs, _defer_by, _defer_until
+        )
+        await self._submitters[queue.name].submit(row)
+        return self._info_for(queue.name, row, now)
+
+    async def submit_tasks(
+        self, queue_name: str, tasks: Sequence[Mapping[str, Any]]
+    ) -> list[TaskInfo]:
+        """Submit a batch all-or-nothing: every task is enqueued, or none is.
+
+        Each dict takes ``task_id``, ``task_func`` (required), ``task_type`` (default ""),
+        ``priority`` (default MEDIUM), ``args`` (tuple/list), ``kwargs`` (dict), ``_defer_by``,
+        ``_defer_until``. One round trip per ``submit_chunk`` tasks; chunks before the last are
+        staged invisibly and published by the last.
+
+        Raises:
+            QueueNotFoundError, InvalidArgumentError, SerializationError: as ``submit_task``,
+                for any task of the batch (nothing is written).
+            TaskAlreadyExistsError: an id repeats in the batch or exists in the queue.
+            QueueProcessorError: the batch does not fit under max_size.
+        """
+        queue = self._queue(queue_name)
+        store = self._require_store()
+        now = self.clock.now()
+        rows = rows_from_dicts(now, tasks)
+        if not rows:
+            return []
+        if len(rows) > queue.config.max_size:
+            raise QueueProcessorError(
+                f"queue {queue.name!r} is full: batch of {len(rows)} exceeds max_size"
+            )
+        chunk = self.settings.submit_chunk
+        batch_id = uuid.uuid4().hex
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            args = [r.script_args() for r in part]
+            code, index = await store.submit_atomic(
+                queue.keys,
+                to_ms(now),
+                queue.config.max_size,
+                args,
+                batch_id=batch_id,
+                final=start + chunk >= len(rows),
+                staging_ttl_ms=to_ms(STAGING_TTL),
+            )
+            if code == ScriptCode.NOT_FOUND:
+                raise QueueProcessorError("batch aborted: a staged chunk expired before commit")
+            subject = part[index - 1].task_id if index > 0 else queue.name
+            err = error_for_code(code, subject)
+            if err is not None:
+                raise err
+        return [self._info_for(queue.name, r, now) for r in rows]
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def _search_keys(self, refresh: bool) -> list[QueueKeys]:
+        if refresh:
+            self._known_queues.update(await self._require_store().list_queues(self.namespace))
+        names = list(self.queues) + sorted(self._known_queues - set(self.queues))
+        return [QueueKeys(self.namespace, n) for n in names]
+
+    async def get_task_status(self, task_id: str) -> TaskInfo:
+        """Return the current record of a task (from any queue of this namespace).
+
+        Raises:
+            TaskNotFoundError: no record (never submitted, or expired after retention).
+            KewConnectionError: Redis unreachable.
+        """
+        store = self._require_store()
+        if not isinstance(task_id, str) or not task_id:
+            raise InvalidArgumentError(f"task_id must be a non-empty str, got {task_id!r}")
+        fields = await store.find_task(await self._search_keys(False), task_id)
+        if not fields:
+            fields = await store.find_task(await self._search_keys(True), task_id)
+        if not fields:
+            raise TaskNotFoundError(f"task {task_id!r} not found")
+        return self._decode(fields)
+
+    def _decode(self, fields: dict[bytes, bytes]) -> TaskInfo:
+        try:
+            result = decode_result(fields.get(b"result"))
+        except TaskQueueError as exc:
+            result = None
+            fields[b"error"] = str(exc).encode()
+        return TaskInfo.from_hash(fields, result)
+
+    async def wait_for_task(self, task_id: str, timeout: float | None = None) -> TaskInfo:
+        """Wait until a task is COMPLETED or FAILED and return its record.
+
+        Woken by the event the finishing process publishes (no polling on the caller's side);
+        the record is also re-read every few seconds in case an event was missed while the
+        subscription reconnected.
+
+        Args:
+            task_id: the task's id.
+            timeout: real seconds to wait at most (None: no limit).
+
+        Raises:
+            TaskNotFoundError: no record of the task.
+            TaskTimeoutError: (a TimeoutError) not finished within ``timeout``.
+        """
+        self._require_store()
+        assert self._events is not None
+        await self._events.start()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + max(0.0, timeout)
+        while True:
+            fut = self._events.register(task_id)
+            try:
+                info = await self.get_task_status(task_id)
+                if info.status.is_terminal:
+                    return info
+                wait = (
+                    _RECHECK_INTERVAL
+                    if deadline is None
+                    else min(_RECHECK_INTERVAL, deadline - loop.time())
+                )
+                if wait <= 0:
+                    raise TaskTimeoutError(f"task {task_id!r} did not finish within {timeout} s")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(fut), wait)
+            finally:
+                self._events.discard(task_id, fut)
+
+    async def get_ongoing_tasks(self) -> list[TaskInfo]:
+        """Records of every task running now, in any process, in this namespace's queues."""
+        store = self._require_store()
+        infos: list[TaskInfo] = []
+        for qk in await self._search_keys(True):
+            ids = await store.leased_ids(qk)
+            infos.extend(self._decode(f) for f in await store.get_tasks(qk, ids))
+        return [i for i in infos if i.status is TaskStatus.PROCESSING]
+
+    async def get_queue_status(self, queue_name: str) -> dict[str, Any]:
+        """Return a snapshot of a queue.
+
+        Keys: name, priority, max_workers, max_size, current_workers (running in this process),
+        queued_tasks (waiting: ready + deferred + retry-waiting), ready, scheduled,
+        scheduled_due (deferred tasks already due), processing (running in any process),
+        circuit_breaker_status ("closed" | "open" | "half-open"), circuit_breaker_failures.
+
+        Raises:
+            QueueNotFoundError: unknown queue.
+        """
+        queue = self._queue(queue_name)
+        store = self._require_store()
+        counts = await store.counts(queue.keys, self._now_ms())
+        breaker = await queue.circuit_breaker.get_status()
+        cfg = queue.config
+        return {
+            "name": cfg.name,
+            "priority": cfg.priority.value,
+            "max_workers": cfg.max_workers,
+            "max_size": cfg.max_size,
+            "current_workers": queue.current_workers,
+            "queued_tasks": counts["ready"] + counts["scheduled"],
+            "ready": counts["ready"],
+            "scheduled": counts["scheduled"],
+            "scheduled_due": counts["scheduled_due"],
+            "processing": counts["leased"],
+            "circuit_breaker_status": breaker["state"],
+            "circuit_breaker_failures": breaker["failures"],
+        }
+
+    async def cleanup(self) -> int:
+        """Delete every key of this manager's namespace (and only those); return how many.
+
+        Tasks running in this process keep running, but their outcome has nowhere to go.
+        """
+        return await self._require_store().delete_namespace(self.namespace)

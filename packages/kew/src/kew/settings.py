@@ -1,0 +1,82 @@
+"""Manager-wide settings: one frozen value object, built from ``TaskQueueManager`` keywords."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .exceptions import InvalidArgumentError
+
+__all__ = [
+    "DEFAULT_CLAIM_LIMIT",
+    "DEFAULT_IDLE_WAIT",
+    "DEFAULT_LEASE_TIMEOUT",
+    "DEFAULT_NAMESPACE",
+    "DEFAULT_RETENTION",
+    "DEFAULT_SUBMIT_CHUNK",
+    "ManagerSettings",
+]
+
+DEFAULT_NAMESPACE = "kew"
+DEFAULT_LEASE_TIMEOUT = 30.0  # seconds a claim stays valid without renewal
+DEFAULT_RETENTION = 86_400.0  # seconds a finished task's record and result are kept (24 h)
+DEFAULT_IDLE_WAIT = 30.0  # longest blocking wait of an idle worker, seconds
+DEFAULT_CLAIM_LIMIT = 1000  # most scheduled promotions / lease reclaims per claim call
+DEFAULT_SUBMIT_CHUNK = 1000  # tasks per round trip in submit_tasks
+STAGING_TTL = 600.0  # seconds a half-written chunked batch may wait for its commit
+
+
+def _positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentError(
+            f"{name} must be a number of seconds, got {type(value).__name__}"
+        )
+    v = float(value)
+    if not math.isfinite(v) or v <= 0:
+        raise InvalidArgumentError(f"{name} must be finite and > 0 seconds, got {value!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class ManagerSettings:
+    """Settings shared by every queue of one manager.
+
+    Args:
+        namespace: prefix of every Redis key (str, no ``{``/``}``/whitespace; default "kew").
+            Managers with different namespaces on one Redis never see each other.
+        lease_timeout: seconds a claimed task stays leased without renewal (default 30). Running
+            tasks are renewed every third of it; a lease that expires (dead or hung process) is
+            reclaimed by any live worker and the task runs again.
+        retention: seconds a finished (completed or failed) task's record and result are kept,
+            counted from when it finished (default 86400 = 24 h).
+        idle_wait: longest blocking wait of an idle worker in seconds (default 30).
+        submit_chunk: tasks per round trip in ``submit_tasks`` (default 1000).
+
+    Raises:
+        InvalidArgumentError: a value of the wrong type or out of range.
+    """
+
+    namespace: str = DEFAULT_NAMESPACE
+    lease_timeout: float = DEFAULT_LEASE_TIMEOUT
+    retention: float = DEFAULT_RETENTION
+    idle_wait: float = DEFAULT_IDLE_WAIT
+    submit_chunk: int = DEFAULT_SUBMIT_CHUNK
+
+    def __post_init__(self) -> None:
+        ns = self.namespace
+        if not isinstance(ns, str) or not ns or any(c in ns for c in "{} \t\r\n"):
+            raise InvalidArgumentError(
+                f"namespace must be a non-empty str without braces or whitespace, got {ns!r}"
+            )
+        for name in ("lease_timeout", "retention", "idle_wait"):
+            object.__setattr__(self, name, _positive(name, getattr(self, name)))
+        if self.lease_timeout < 0.1:
+            raise InvalidArgumentError(f"lease_timeout must be >= 0.1 s, got {self.lease_timeout}")
+        chunk = self.submit_chunk
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise InvalidArgumentError(f"submit_chunk must be an int >= 1, got {chunk!r}")
+
+    @property
+    def renew_interval(self) -> float:
+        """Seconds between lease renewals: a third of the lease."""
+        return self.lease_timeout / 3.0

@@ -1,0 +1,374 @@
+"""RedisStore: the only module that talks to Redis about queues and tasks.
+
+One typed method per Lua script (EVALSHA, loading the script on NOSCRIPT and trying once more),
+plus the plain reads (HGETALL, counts), the blocking wake-up wait and the event subscription.
+``redis.exceptions`` are translated into kew's exceptions here (design.md §5, style rule 4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis import exceptions as rexc
+from redis.asyncio import Redis
+
+from .connection import mask_url
+from .exceptions import KewConnectionError, TaskQueueError
+from .keys import QueueKeys, namespace_pattern, queues_key
+from .scripts import Script, load_scripts
+
+__all__ = ["ClaimResult", "ClaimedTask", "RedisStore"]
+
+Arg = str | bytes | int | float
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedTask:
+    """One task leased to this worker by the claim script."""
+
+    task_id: str
+    fence: bytes
+    task_type: str
+    priority: int
+    func: bytes
+    args: bytes
+    retries: int
+    queued_ms: int
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    """What a claim call returned.
+
+    Attributes:
+        tasks: the tasks now leased to the caller (at most the N asked for).
+        next_due_ms: earliest time (ms) something may become claimable, or None.
+        blocked: True when the circuit breaker held ready tasks back.
+    """
+
+    tasks: list[ClaimedTask]
+    next_due_ms: int | None
+    blocked: bool
+
+
+class RedisStore:
+    """Typed access to kew's data in one Redis.
+
+    Args:
+        client: an asyncio Redis client with ``decode_responses=False``.
+        url: the URL it was made from (masked in error messages).
+    """
+
+    def __init__(self, client: Redis, url: str) -> None:
+        self.client = client
+        self._url = mask_url(url)
+        self._scripts = load_scripts()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _connection_error(self, exc: Exception) -> KewConnectionError:
+        return KewConnectionError(f"Redis at {self._url} is unreachable: {exc}")
+
+    async def _run(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        script: Script = self._scripts[name]
+        try:
+            try:
+                return await self.client.execute_command(
+                    "EVALSHA", script.sha, len(keys), *keys, *args
+                )
+            except rexc.NoScriptError:
+                await self.client.execute_command("SCRIPT", "LOAD", script.source)
+                return await self.client.execute_command(
+                    "EVALSHA", script.sha, len(keys), *keys, *args
+                )
+        except (rexc.ConnectionError, rexc.TimeoutError) as exc:
+            raise self._connection_error(exc) from exc
+        except rexc.ResponseError as exc:
+            raise TaskQueueError(f"Redis refused script {name!r}: {exc}") from exc
+
+    async def ping(self) -> str:
+        """Check the connection; return the server's version string.
+
+        Raises:
+            KewConnectionError: Redis cannot be reached (the URL is shown, password masked).
+        """
+        try:
+            await self.client.ping()
+            try:
+                info = await self.client.info("server")
+            except rexc.ResponseError:  # the embedded backend has no INFO
+                return "embedded"
+        except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
+            raise self._connection_error(exc) from exc
+        return str(info.get("redis_version", "unknown"))
+
+    async def close(self) -> None:
+        """Close the client and its connection pool."""
+        with contextlib.suppress(Exception):
+            await self.client.aclose()
+
+    # -- state changes (one script each) ------------------------------------------------------
+
+    def _submit_keys(self, qk: QueueKeys, staging: str) -> list[str]:
+        return [qk.ready, qk.scheduled, qk.wake, qk.meta, qk.task_prefix, staging]
+
+    async def submit(
+        self, qk: QueueKeys, now_ms: int, max_size: int, rows: Sequence[Sequence[Arg]]
+    ) -> list[int]:
+        """Enqueue tasks independently; one code per task (OK, DUPLICATE, QUEUE_FULL).
+
+        Each row is (id, type, priority, due_ms or 0, func, args).
+        """
+        args: list[Arg] = [now_ms, max_size, "each", 0, qk.queue]
+        for row in rows:
+            args.extend(row)
+        codes = await self._run("submit", self._submit_keys(qk, qk.staging("-")), args)
+        return [int(c) for c in codes]
+
+    async def submit_atomic(
+        self,
+        qk: QueueKeys,
+        now_ms: int,
+        max_size: int,
+        rows: Sequence[Sequence[Arg]],
+        *,
+        batch_id: str,
+        final: bool,
+        staging_ttl_ms: int,
+    ) -> tuple[int, int]:
+        """Write one chunk of an all-or-nothing batch; return (code, 1-based index or 0).
+
+        Non-final chunks are staged (invisible to workers); the final chunk publishes every staged
+        task with its own, or deletes them all on any error.
+        """
+        args: list[Arg] = [
+            now_ms,
+            max_size,
+            "commit" if final else "stage",
+            staging_ttl_ms,
+            qk.queue,
+        ]
+        for row in rows:
+            args.extend(row)
+        code, index = await self._run("submit", self._submit_keys(qk, qk.staging(batch_id)), args)
+        return int(code), int(index)
+
+    async def claim(
+        self,
+        qk: QueueKeys,
+        now_ms: int,
+        n: int,
+        lease_ms: int,
+        owner: str,
+        reset_ms: int,
+        limit: int,
+    ) -> ClaimResult:
+        """Lease up to ``n`` ready tasks (promoting due and reclaiming expired ones first)."""
+        reply = await self._run(
+            "claim",
+            [qk.ready, qk.scheduled, qk.leased, qk.wake, qk.meta, qk.breaker, qk.task_prefix],
+            [now_ms, n, lease_ms, owner, reset_ms, limit],
+        )
+        next_due = int(reply[0])
+        tasks = [
+            ClaimedTask(
+                task_id=reply[i].decode(),
+                fence=str(reply[i + 1]).encode(),
+                task_type=reply[i + 2].decode(),
+                priority=int(reply[i + 3]),
+                func=reply[i + 4],
+                args=reply[i + 5] or b"",
+                retries=int(reply[i + 6]),
+                queued_ms=int(reply[i + 7]),
+                attempts=int(reply[i + 8]),
+            )
+            for i in range(2, len(reply), 9)
+        ]
+        return ClaimResult(tasks, next_due if next_due >= 0 else None, int(reply[1]) == 1)
+
+    async def extend(
+        self, qk: QueueKeys, expiry_ms: int, owned: Sequence[tuple[str, bytes]]
+    ) -> list[str]:
+        """Renew leases; return the ids whose lease was lost."""
+        args: list[Arg] = [expiry_ms]
+        for task_id, fence in owned:
+            args.extend((task_id, fence))
+        lost = await self._run("extend", [qk.leased, qk.task_prefix], args)
+        return [x.decode() for x in lost]
+
+    async def complete(
+        self,
+        qk: QueueKeys,
+        now_ms: int,
+        retention_ms: int,
+        done: Sequence[tuple[str, bytes, bytes]],
+    ) -> list[int]:
+        """Record results of finished runs; one code per task (OK or LEASE_LOST)."""
+        args: list[Arg] = [now_ms, retention_ms]
+        for item in done:
+            args.extend(item)
+        codes = await self._run(
+            "complete", [qk.leased, qk.breaker, qk.task_prefix, qk.events], args
+        )
+        return [int(c) for c in codes]
+
+    async def fail(
+        self,
+        qk: QueueKeys,
+        task_id: str,
+        fence: bytes,
+        *,
+        now_ms: int,
+        error: str,
+        retry_due_ms: int,
+        retention_ms: int,
+        breaker_max: int,
+        breaker_reset_ms: int,
+        count_for_breaker: bool,
+    ) -> tuple[int, int]:
+        """Record a failed attempt: retry at ``retry_due_ms`` (> 0) or FAILED (0).
+
+        Returns (code, consecutive breaker failures).
+        """
+        code, failures = await self._run(
+            "fail",
+            [qk.task(task_id), qk.leased, qk.scheduled, qk.wake, qk.breaker, qk.events],
+            [
+                task_id,
+                fence,
+                now_ms,
+                error,
+                retry_due_ms,
+                retention_ms,
+                breaker_max,
+                breaker_reset_ms,
+                1 if count_for_breaker else 0,
+            ],
+        )
+        return int(code), int(failures)
+
+    async def release(self, qk: QueueKeys, owned: Sequence[tuple[str, bytes]]) -> int:
+        """Hand leased tasks back to the ready set at once; return how many were handed back."""
+        args: list[Arg] = []
+        for task_id, fence in owned:
+            args.extend((task_id, fence))
+        return int(
+            await self._run(
+                "release", [qk.leased, qk.ready, qk.wake, qk.meta, qk.task_prefix], args
+            )
+        )
+
+    async def breaker_failure(
+        self, qk: QueueKeys, now_ms: int, max_failures: int, reset_ms: int, ttl_ms: int
+    ) -> int:
+        """Count one failure on the queue's breaker; return the consecutive failures."""
+        return int(
+            await self._run(
+                "breaker_failure", [qk.breaker], [now_ms, max_failures, reset_ms, ttl_ms]
+            )
+        )
+
+    async def breaker_reset(self, qk: QueueKeys) -> None:
+        """Close the breaker and forget its failures (a single atomic DEL)."""
+        await self._call(self.client.delete(qk.breaker))
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def _call(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except (rexc.ConnectionError, rexc.TimeoutError) as exc:
+            raise self._connection_error(exc) from exc
+
+    async def breaker_fields(self, qk: QueueKeys) -> dict[bytes, bytes]:
+        """Return the breaker HASH (empty when closed with no failures)."""
+        return dict(await self._call(self.client.hgetall(qk.breaker)))
+
+    async def get_task(self, qk: QueueKeys, task_id: str) -> dict[bytes, bytes]:
+        """Return the task HASH, empty when there is none."""
+        return dict(await self._call(self.client.hgetall(qk.task(task_id))))
+
+    async def find_task(self, keys: Sequence[QueueKeys], task_id: str) -> dict[bytes, bytes]:
+        """Look ``task_id`` up in several queues in one round trip; the first record found."""
+        if not keys:
+            return {}
+        async with self.client.pipeline(transaction=False) as pipe:
+            for qk in keys:
+                pipe.hgetall(qk.task(task_id))
+            replies = await self._call(pipe.execute())
+        for reply in replies:
+            if reply:
+                return dict(reply)
+        return {}
+
+    async def get_tasks(self, qk: QueueKeys, task_ids: Sequence[str]) -> list[dict[bytes, bytes]]:
+        """HGETALL several tasks of one queue in one round trip (missing ones are skipped)."""
+        if not task_ids:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.hgetall(qk.task(task_id))
+            replies = await self._call(pipe.execute())
+        return [dict(r) for r in replies if r]
+
+    async def leased_ids(self, qk: QueueKeys) -> list[str]:
+        """Ids of the tasks leased right now in this queue (by any process)."""
+        ids = await self._call(self.client.zrange(qk.leased, 0, -1))
+        return [i.decode() for i in ids]
+
+    async def counts(self, qk: QueueKeys, now_ms: int) -> dict[str, int]:
+        """Sizes of the queue's sets: ready, scheduled, scheduled_due (due by now), leased."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zcard(qk.ready)
+            pipe.zcard(qk.scheduled)
+            pipe.zcount(qk.scheduled, "-inf", now_ms)
+            pipe.zcard(qk.leased)
+            ready, scheduled, due, leased = await self._call(pipe.execute())
+        return {"ready": ready, "scheduled": scheduled, "scheduled_due": due, "leased": leased}
+
+    # -- queues, namespace --------------------------------------------------------------------
+
+    async def register_queue(self, namespace: str, name: str) -> None:
+        """Add ``name`` to the namespace's SET of queues."""
+        await self._call(self.client.sadd(queues_key(namespace), name))
+
+    async def list_queues(self, namespace: str) -> list[str]:
+        """Names of every queue registered in the namespace (by any process)."""
+        names = await self._call(self.client.smembers(queues_key(namespace)))
+        return sorted(n.decode() for n in names)
+
+    async def delete_namespace(self, namespace: str) -> int:
+        """Delete every key of ``namespace`` (SCAN + UNLINK); return how many were deleted."""
+        deleted = 0
+        batch: list[bytes] = []
+        async for key in self.client.scan_iter(match=namespace_pattern(namespace), count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                deleted += await self._call(self.client.unlink(*batch))
+                batch.clear()
+        if batch:
+            deleted += await self._call(self.client.unlink(*batch))
+        return deleted
+
+    # -- waiting ------------------------------------------------------------------------------
+
+    async def wait_for_wake(self, qk: QueueKeys, timeout: float) -> bool:
+        """Block until a wake-up token is pushed or ``timeout`` seconds pass; True if woken."""
+        reply = await self._call(self.client.blpop([qk.wake], timeout=max(0.01, round(timeout, 3))))
+        return reply is not None
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, channels: Sequence[str]) -> AsyncIterator[Any]:
+        """A pub/sub connection subscribed to ``channels`` (closed on exit)."""
+        pubsub = self.client.pubsub()
+        try:
+            if channels:
+                await self._call(pubsub.subscribe(*channels))
+            yield pubsub
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()

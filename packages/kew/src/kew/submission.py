@@ -1,0 +1,195 @@
+"""Turning submit calls into rows for the ``submit`` script, and coalescing concurrent submits.
+
+Validation happens here, before anything touches Redis, so bad input raises at the call and
+nothing is half-written (design.md §4). Submits of one queue made in the same event-loop tick
+(e.g. ``asyncio.gather`` of many ``submit_task`` calls) share one script call, each with its own
+outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .background import spawn
+from .exceptions import (
+    InvalidArgumentError,
+    ScriptCode,
+    TaskAlreadyExistsError,
+    error_for_code,
+)
+from .keys import QueueKeys
+from .models import QueuePriority, coerce_priority
+from .scheduling import due_time, to_ms
+from .serialization import encode_args, encode_function
+from .store import RedisStore
+
+__all__ = ["BATCH_KEYS", "SubmitCoalescer", "TaskRow", "build_row", "rows_from_dicts"]
+
+BATCH_KEYS = frozenset(
+    {"task_id", "task_type", "task_func", "priority", "args", "kwargs", "_defer_by", "_defer_until"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """A validated, serialized task, ready for the submit script."""
+
+    task_id: str
+    task_type: str
+    priority: QueuePriority
+    due: float | None
+    func: bytes
+    args: bytes
+
+    def script_args(self) -> tuple[str, str, int, int, bytes, bytes]:
+        """The 6 ARGV values of this task in ``submit.lua``."""
+        due_ms = to_ms(self.due) if self.due is not None else 0
+        return (self.task_id, self.task_type, self.priority.value, due_ms, self.func, self.args)
+
+
+def build_row(
+    now: float,
+    task_id: object,
+    task_type: object,
+    task_func: object,
+    priority: object,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    defer_by: object = None,
+    defer_until: object = None,
+) -> TaskRow:
+    """Validate and serialize one task.
+
+    Raises:
+        InvalidArgumentError: empty or non-str task_id, non-str task_type, non-callable
+            task_func, bad priority, bad or conflicting defer arguments.
+        SerializationError: an argument cannot be serialized (names the argument and type).
+    """
+    if not isinstance(task_id, str) or not task_id:
+        raise InvalidArgumentError(f"task_id must be a non-empty str, got {task_id!r}")
+    if not isinstance(task_type, str):
+        raise InvalidArgumentError(f"task_type must be a str, got {type(task_type).__name__}")
+    if not callable(task_func):
+        raise InvalidArgumentError(f"task_func must be callable, got {type(task_func).__name__}")
+    prio = coerce_priority(priority)
+    due = due_time(now, defer_by, defer_until)
+    func_data = encode_function(task_func)
+    return TaskRow(task_id, task_type, prio, due, func_data, encode_args(tuple(args), dict(kwargs)))
+
+
+def rows_from_dicts(now: float, tasks: Sequence[Mapping[str, Any]]) -> list[TaskRow]:
+    """Validate a ``submit_tasks`` batch: every dict, then duplicate ids within the batch.
+
+    Raises:
+        InvalidArgumentError: not a list of dicts, unknown keys, bad values.
+        TaskAlreadyExistsError: the same task_id twice in the batch.
+        SerializationError: an argument cannot be serialized.
+    """
+    if isinstance(tasks, str | bytes) or not isinstance(tasks, Sequence):
+        raise InvalidArgumentError("tasks must be a list of dicts")
+    rows: list[TaskRow] = []
+    seen: set[str] = set()
+    for i, spec in enumerate(tasks):
+        if not isinstance(spec, Mapping):
+            raise InvalidArgumentError(f"tasks[{i}] must be a dict, got {type(spec).__name__}")
+        unknown = set(spec) - BATCH_KEYS
+        if unknown:
+            raise InvalidArgumentError(f"tasks[{i}] has unknown keys {sorted(unknown)}")
+        args, kwargs = spec.get("args", ()), spec.get("kwargs", {})
+        if isinstance(args, str | bytes) or not isinstance(args, Sequence):
+            raise InvalidArgumentError(f"tasks[{i}]['args'] must be a tuple or list")
+        if not isinstance(kwargs, Mapping):
+            raise InvalidArgumentError(f"tasks[{i}]['kwargs'] must be a dict")
+        row = build_row(
+            now,
+            spec.get("task_id"),
+            spec.get("task_type", ""),
+            spec.get("task_func"),
+            spec.get("priority", QueuePriority.MEDIUM),
+            args,
+            kwargs,
+            spec.get("_defer_by"),
+            spec.get("_defer_until"),
+        )
+        if row.task_id in seen:
+            raise TaskAlreadyExistsError(
+                f"task {row.task_id!r} appears more than once in the batch"
+            )
+        seen.add(row.task_id)
+        rows.append(row)
+    return rows
+
+
+@dataclass
+class _Pending:
+    rows: list[TaskRow] = field(default_factory=list)
+    futures: list[asyncio.Future[None]] = field(default_factory=list)
+
+
+class SubmitCoalescer:
+    """Collects the submits of one queue made in one loop tick into one ``submit`` call.
+
+    Args:
+        store: the manager's store.
+        keys: the queue's keys.
+        max_size: the queue's backpressure bound.
+        now_ms: returns the clock's time in ms at flush.
+    """
+
+    def __init__(
+        self, store: RedisStore, keys: QueueKeys, max_size: int, now_ms: Callable[[], int]
+    ) -> None:
+        self._store = store
+        self._keys = keys
+        self._max_size = max_size
+        self._now_ms = now_ms
+        self._pending: _Pending | None = None
+
+    async def submit(self, row: TaskRow) -> None:
+        """Enqueue one task.
+
+        Raises:
+            TaskAlreadyExistsError: duplicate id. QueueProcessorError: queue full.
+            KewConnectionError: Redis unreachable.
+        """
+        loop = asyncio.get_running_loop()
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = _Pending()
+            loop.call_soon(self._flush)
+        fut: asyncio.Future[None] = loop.create_future()
+        pending.rows.append(row)
+        pending.futures.append(fut)
+        await fut
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            spawn(self._send(pending))
+
+    async def _send(self, pending: _Pending) -> None:
+        try:
+            codes = await self._store.submit(
+                self._keys, self._now_ms(), self._max_size, [r.script_args() for r in pending.rows]
+            )
+        except Exception as exc:
+            for fut in pending.futures:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        except BaseException:
+            for fut in pending.futures:
+                fut.cancel()
+            raise
+        for row, fut, code in zip(pending.rows, pending.futures, codes, strict=True):
+            if fut.done():
+                continue
+            subject = self._keys.queue if code == ScriptCode.QUEUE_FULL else row.task_id
+            err = error_for_code(code, subject)
+            if err is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(err)

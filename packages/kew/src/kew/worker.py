@@ -1,0 +1,382 @@
+"""QueueWorker: the consumer of one queue inside one process.
+
+Loop: free slots -> one ``claim`` call for up to that many tasks -> each runs as an asyncio task
+in the host loop. With nothing to claim the worker blocks on the queue's wake-up list until a
+submit (from any process) pushes a token, or until the next scheduled task / lease expiry is due.
+One renewal task extends the leases of every running task in one call per interval; a run whose
+lease was taken over is cancelled. Results are acknowledged in batches: completions that happen in
+the same event-loop tick share one ``complete`` call. On shutdown, running tasks are given up to
+``timeout`` seconds, then cancelled and handed back to the ready set at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .background import spawn
+from .clock import Clock, real_sleep
+from .exceptions import KewConnectionError, SerializationError, TaskQueueError
+from .execution import AttemptTimeout, run_attempt
+from .hooks import Hooks
+from .keys import QueueKeys
+from .models import QueueConfig, TaskInfo, TaskStatus
+from .scheduling import backoff_delay, should_retry, to_ms, wait_seconds
+from .serialization import decode_args, decode_function, encode_result
+from .settings import DEFAULT_CLAIM_LIMIT, ManagerSettings
+from .store import ClaimedTask, RedisStore
+
+__all__ = ["QueueWorker"]
+
+logger = logging.getLogger("kew")
+
+
+def error_text(exc: BaseException) -> str:
+    """The error kept on a task: ``str(exc)``, or the exception's type name when that is empty."""
+    return str(exc) or type(exc).__name__
+
+
+@dataclass(eq=False)
+class _Run:
+    claimed: ClaimedTask
+    info: TaskInfo
+    task: asyncio.Task[None] | None = None
+    lease_lost: bool = False
+
+
+@dataclass
+class _AckBatch:
+    items: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    futures: list[asyncio.Future[int]] = field(default_factory=list)
+
+
+class QueueWorker:
+    """Consumes one queue in this process (created by the manager; not public API)."""
+
+    def __init__(
+        self,
+        *,
+        store: RedisStore,
+        keys: QueueKeys,
+        config: QueueConfig,
+        settings: ManagerSettings,
+        clock: Clock,
+        owner: str,
+        hooks: Hooks,
+        on_finished: Callable[[str, str], None],
+    ) -> None:
+        self.store = store
+        self.keys = keys
+        self.config = config
+        self.settings = settings
+        self.clock = clock
+        self.owner = owner
+        self.hooks = hooks
+        self._on_finished = on_finished
+        self._runs: dict[str, _Run] = {}
+        self._slot_freed = asyncio.Event()
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._renew_task: asyncio.Task[None] | None = None
+        self._idle_waiters: list[asyncio.Future[Any]] = []
+        self._acks: _AckBatch | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> int:
+        """Tasks of this queue running in this process right now."""
+        return len(self._runs)
+
+    def running_infos(self) -> list[TaskInfo]:
+        """TaskInfo of the tasks running here."""
+        return [run.info for run in self._runs.values()]
+
+    def start(self) -> None:
+        """Start the claim loop and the lease renewal loop in the running event loop."""
+        self._loop_task = asyncio.create_task(self._claim_loop(), name=f"kew:{self.config.name}")
+        self._renew_task = asyncio.create_task(
+            self._renew_loop(), name=f"kew-renew:{self.config.name}"
+        )
+
+    def _executor_factory(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.config.max_workers, thread_name_prefix=f"kew-{self.config.name}"
+            )
+        return self._executor
+
+    async def stop(self, wait: bool, timeout: float) -> None:
+        """Stop claiming; give running tasks ``timeout`` s (if ``wait``); hand the rest back."""
+        self._stopping = True
+        for w in self._idle_waiters:
+            w.cancel()
+        self._slot_freed.set()
+        if self._loop_task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._loop_task
+        tasks = [r.task for r in self._runs.values() if r.task is not None]
+        if tasks and wait and timeout > 0:
+            await asyncio.wait(tasks, timeout=timeout)
+        leftover = [r for r in self._runs.values() if r.task is not None and not r.task.done()]
+        owned = [(r.claimed.task_id, r.claimed.fence) for r in leftover]
+        for run in leftover:
+            assert run.task is not None
+            run.task.cancel()
+        if leftover:
+            await asyncio.wait([r.task for r in leftover if r.task is not None], timeout=5.0)
+        if owned:
+            try:
+                handed = await self.store.release(self.keys, owned)
+                logger.info(
+                    "kew: queue %s handed %d running task(s) back", self.config.name, handed
+                )
+            except TaskQueueError:
+                logger.exception("kew: could not hand tasks back; their leases will expire")
+        if self._renew_task is not None:
+            self._renew_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._renew_task
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- claiming -----------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        backoff = 0.05
+        while not self._stopping:
+            free = self.config.max_workers - len(self._runs)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                await asyncio.sleep(0)  # let completions of the same tick free their slots too
+                continue
+            now_ms = to_ms(self.clock.now())
+            try:
+                result = await self.store.claim(
+                    self.keys,
+                    now_ms,
+                    free,
+                    to_ms(self.settings.lease_timeout),
+                    self.owner,
+                    to_ms(self.config.circuit_breaker_reset_timeout),
+                    DEFAULT_CLAIM_LIMIT,
+                )
+            except KewConnectionError as exc:
+                logger.warning(
+                    "kew: claim on %s failed (%s); retrying in %.2fs",
+                    self.config.name,
+                    exc,
+                    backoff,
+                )
+                await real_sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            except TaskQueueError:
+                logger.exception("kew: claim on %s failed", self.config.name)
+                await real_sleep(1.0)
+                continue
+            backoff = 0.05
+            for claimed in result.tasks:
+                self._start_run(claimed)
+            if self._stopping or len(result.tasks) == free:
+                continue
+            if result.tasks and not result.blocked:
+                continue  # the ready set may have refilled meanwhile; a claim is cheap
+            await self._idle(wait_seconds(now_ms, result.next_due_ms, self.settings.idle_wait))
+
+    async def _idle(self, seconds: float) -> None:
+        """Block until a submit pushes a wake-up token or ``seconds`` pass.
+
+        With a virtual clock the Redis wait cannot stand for the clock's time, so the clock's own
+        sleep races it (``FakeClock.advance`` ends that sleep).
+        """
+        virtual = self.clock.is_virtual
+        blocking = self.settings.idle_wait if virtual else seconds
+        waiters: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(self.store.wait_for_wake(self.keys, blocking))
+        ]
+        if virtual:
+            waiters.append(asyncio.ensure_future(self.clock.sleep(seconds)))
+        self._idle_waiters = waiters
+        try:
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            self._idle_waiters = []
+        for w in done:
+            if not w.cancelled() and isinstance(w.exception(), KewConnectionError):
+                logger.warning(
+                    "kew: wake-up wait on %s failed: %s", self.config.name, w.exception()
+                )
+                await real_sleep(0.5)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def _start_run(self, claimed: ClaimedTask) -> None:
+        now = self.clock.now()
+        info = TaskInfo(
+            task_id=claimed.task_id,
+            task_type=claimed.task_type,
+            queue_name=self.config.name,
+            priority=claimed.priority,
+            status=TaskStatus.PROCESSING,
+            queued_time=datetime.fromtimestamp(claimed.queued_ms / 1000.0),
+            started_time=datetime.fromtimestamp(now),
+            retry_count=claimed.retries,
+            attempts=claimed.attempts,
+        )
+        run = _Run(claimed, info)
+        self._runs[claimed.task_id] = run
+        run.task = asyncio.create_task(self._execute(run), name=f"kew-task:{claimed.task_id}")
+
+    async def _execute(self, run: _Run) -> None:
+        claimed, info = run.claimed, run.info
+        try:
+            await self.hooks.started(info)
+            try:
+                func = decode_function(claimed.func)
+                args, kwargs = decode_args(claimed.args)
+                value = await run_attempt(
+                    func, args, kwargs, self.config.task_timeout, self._executor_factory
+                )
+                encoded = encode_result(value)
+            except asyncio.CancelledError:
+                if run.lease_lost or self._stopping:
+                    return  # handed back on shutdown, or owned by a newer run
+                raise
+            except (Exception, AttemptTimeout) as exc:
+                await self._fail(run, exc)
+                return
+            await self._complete(run, value, encoded)
+        finally:
+            self._runs.pop(claimed.task_id, None)
+            self._slot_freed.set()
+
+    async def _complete(self, run: _Run, value: Any, encoded: bytes) -> None:
+        code = await self._ack(run.claimed, encoded)
+        if code != 0:
+            logger.warning("kew: result of %s dropped: lease lost", run.claimed.task_id)
+            return
+        info = run.info
+        info.status = TaskStatus.COMPLETED
+        info.result = value
+        info.completed_time = datetime.fromtimestamp(self.clock.now())
+        self._on_finished(self.config.name, run.claimed.task_id)
+        await self.hooks.completed(info)
+
+    async def _fail(self, run: _Run, exc: BaseException) -> None:
+        claimed, info, cfg = run.claimed, run.info, self.config
+        now = self.clock.now()
+        retry = should_retry(claimed.retries, cfg.max_retries) and not isinstance(
+            exc, SerializationError
+        )
+        due_ms = to_ms(now + backoff_delay(cfg.retry_delay, claimed.retries + 1)) if retry else 0
+        text = error_text(exc)
+        try:
+            code, _ = await self.store.fail(
+                self.keys,
+                claimed.task_id,
+                claimed.fence,
+                now_ms=to_ms(now),
+                error=text,
+                retry_due_ms=max(due_ms, 1) if retry else 0,
+                retention_ms=to_ms(self.settings.retention),
+                breaker_max=cfg.max_circuit_breaker_failures,
+                breaker_reset_ms=to_ms(cfg.circuit_breaker_reset_timeout),
+                count_for_breaker=True,
+            )
+        except TaskQueueError:
+            logger.exception("kew: could not record the failure of %s", claimed.task_id)
+            return
+        if code != 0:
+            logger.warning("kew: failure of %s dropped: lease lost", claimed.task_id)
+            return
+        info.error = text
+        if retry:
+            info.status = TaskStatus.RETRY
+            info.retry_count = claimed.retries + 1
+            info.due_time = datetime.fromtimestamp(due_ms / 1000.0)
+        else:
+            info.status = TaskStatus.FAILED
+            info.completed_time = datetime.fromtimestamp(now)
+        if not retry:
+            self._on_finished(cfg.name, claimed.task_id)
+        await self.hooks.failed(info, exc)
+
+    # -- batched acknowledgements -------------------------------------------------------------
+
+    async def _ack(self, claimed: ClaimedTask, encoded: bytes) -> int:
+        """Queue one completion; completions of the same tick share one ``complete`` call."""
+        batch = self._acks
+        if batch is None:
+            batch = self._acks = _AckBatch()
+            asyncio.get_running_loop().call_soon(self._flush_acks)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        batch.items.append((claimed.task_id, claimed.fence, encoded))
+        batch.futures.append(future)
+        return await asyncio.shield(future)
+
+    def _flush_acks(self) -> None:
+        batch, self._acks = self._acks, None
+        if batch is not None:
+            spawn(self._send_acks(batch))
+
+    async def _send_acks(self, batch: _AckBatch) -> None:
+        try:
+            codes = await self._store_acks(batch.items)
+        except Exception as exc:  # deliver the error to every waiting run
+            for f in batch.futures:
+                if not f.done():
+                    f.set_exception(exc)
+            return
+        except BaseException:
+            for f in batch.futures:
+                f.cancel()
+            raise
+        for f, code in zip(batch.futures, codes, strict=True):
+            if not f.done():
+                f.set_result(code)
+
+    async def _store_acks(self, items: list[tuple[str, bytes, bytes]]) -> list[int]:
+        delay = 0.05
+        for _ in range(8):
+            try:
+                return await self.store.complete(
+                    self.keys, to_ms(self.clock.now()), to_ms(self.settings.retention), items
+                )
+            except KewConnectionError:
+                await real_sleep(delay)
+                delay = min(delay * 2, 2.0)
+        return await self.store.complete(
+            self.keys, to_ms(self.clock.now()), to_ms(self.settings.retention), items
+        )
+
+    # -- leases -------------------------------------------------------------------------------
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.settings.renew_interval)
+            owned = [(r.claimed.task_id, r.claimed.fence) for r in self._runs.values()]
+            if not owned:
+                continue
+            expiry = to_ms(self.clock.now() + self.settings.lease_timeout)
+            try:
+                lost = await self.store.extend(self.keys, expiry, owned)
+            except TaskQueueError as exc:
+                logger.warning("kew: lease renewal on %s failed: %s", self.config.name, exc)
+                continue
+            for task_id in lost:
+                run = self._runs.get(task_id)
+                if run is not None and run.task is not None:
+                    logger.warning("kew: lease of %s was taken over; cancelling this run", task_id)
+                    run.lease_lost = True
+                    run.task.cancel()

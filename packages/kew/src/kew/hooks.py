@@ -22,10 +22,9 @@ logger = logging.getLogger("kew")
 Hook = Callable[..., Any]
 
 
-def _check(name: str, hook: object) -> Hook | None:
+def _check(name: str, hook: object) -> None:
     if hook is not None and not callable(hook):
         raise InvalidArgumentError(f"{name} must be callable or None, got {type(hook).__name__}")
-    return hook  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

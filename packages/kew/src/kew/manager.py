@@ -127,7 +127,7 @@ class TaskQueueManager:
             return
         if self._closed:
             raise QueueProcessorError("this manager was shut down; create a new one")
-        client = create_client(self.redis_url, socket_timeout=self.settings.idle_wait + 10.0)
+        client = create_client(self.redis_url)
         store = RedisStore(client, self.redis_url)
         try:
             await store.ping()

@@ -79,7 +79,7 @@ def backoff_delay(retry_delay: float, failure_number: int) -> float:
     """
     if failure_number < 1:
         raise ValueError(f"failure_number is 1-based, got {failure_number}")
-    return retry_delay * (2 ** (failure_number - 1))
+    return float(retry_delay) * 2.0 ** (failure_number - 1)
 
 
 def should_retry(retry_count: int, max_retries: int) -> bool:

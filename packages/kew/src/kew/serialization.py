@@ -143,7 +143,8 @@ def encode_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
     except Exception:
         pass
     try:
-        return b"c" + cloudpickle.dumps((args, kwargs), protocol=_PICKLE_PROTOCOL)
+        data: bytes = cloudpickle.dumps((args, kwargs), protocol=_PICKLE_PROTOCOL)
+        return b"c" + data
     except Exception as exc:
         raise SerializationError(
             f"cannot serialize {_first_unpicklable(args, kwargs)}: {exc}"
@@ -201,7 +202,8 @@ def encode_result(value: Any) -> bytes:
     except Exception:
         pass
     try:
-        return b"p" + cloudpickle.dumps(value, protocol=_PICKLE_PROTOCOL)
+        data: bytes = cloudpickle.dumps(value, protocol=_PICKLE_PROTOCOL)
+        return b"p" + data
     except Exception as exc:
         raise SerializationError(
             f"task result of type {type(value).__name__} cannot be stored: {exc}"

@@ -24,6 +24,17 @@ __all__ = ["ClaimResult", "ClaimedTask", "RedisStore"]
 
 Arg = str | bytes | int | float
 
+# The KEYS each script takes, in order (see the header comment of each lua/*.lua file).
+_SCRIPT_KEYS = {
+    "submit": lambda k: [k.ready, k.scheduled, k.wake, k.meta, k.task_prefix, k.staging("-")],
+    "claim": lambda k: [k.ready, k.scheduled, k.leased, k.wake, k.meta, k.breaker, k.task_prefix],
+    "extend": lambda k: [k.leased, k.task_prefix],
+    "complete": lambda k: [k.leased, k.breaker, k.task_prefix, k.events, k.wake],
+    "release": lambda k: [k.leased, k.ready, k.wake, k.meta, k.task_prefix],
+    "breaker_failure": lambda k: [k.breaker],
+    "breaker_reset": lambda k: [k.breaker, k.wake],
+}
+
 
 @dataclass(frozen=True, slots=True)
 class ClaimedTask:
@@ -67,24 +78,30 @@ class RedisStore:
         self.client = client
         self._url = mask_url(url)
         self._scripts = load_scripts()
+        self._key_lists: dict[tuple[str, QueueKeys], list[bytes]] = {}
+
+    def _keys(self, script: str, qk: QueueKeys) -> list[bytes]:
+        """The KEYS of ``script`` for queue ``qk``, built and encoded once per queue."""
+        found = self._key_lists.get((script, qk))
+        if found is None:
+            names = _SCRIPT_KEYS[script](qk)
+            found = self._key_lists[(script, qk)] = [n.encode() for n in names]
+        return found
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def _connection_error(self, exc: Exception) -> KewConnectionError:
         return KewConnectionError(f"Redis at {self._url} is unreachable: {exc}")
 
-    async def _run(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+    async def _run(self, name: str, keys: Sequence[str | bytes], args: Sequence[Arg]) -> Any:
         script: Script = self._scripts[name]
+        execute: Any = self.client.execute_command
         try:
             try:
-                return await self.client.execute_command(
-                    "EVALSHA", script.sha, len(keys), *keys, *args
-                )
-            except rexc.NoScriptError:
-                await self.client.execute_command("SCRIPT", "LOAD", script.source)
-                return await self.client.execute_command(
-                    "EVALSHA", script.sha, len(keys), *keys, *args
-                )
+                return await execute("EVALSHA", script.sha, len(keys), *keys, *args)
+            except rexc.NoScriptError:  # first use on this server, or after SCRIPT FLUSH
+                await execute("SCRIPT", "LOAD", script.source)
+                return await execute("EVALSHA", script.sha, len(keys), *keys, *args)
         except (rexc.ConnectionError, rexc.TimeoutError) as exc:
             raise self._connection_error(exc) from exc
         except rexc.ResponseError as exc:
@@ -113,9 +130,6 @@ class RedisStore:
 
     # -- state changes (one script each) ------------------------------------------------------
 
-    def _submit_keys(self, qk: QueueKeys, staging: str) -> list[str]:
-        return [qk.ready, qk.scheduled, qk.wake, qk.meta, qk.task_prefix, staging]
-
     async def submit(
         self, qk: QueueKeys, now_ms: int, max_size: int, rows: Sequence[Sequence[Arg]]
     ) -> list[int]:
@@ -126,7 +140,7 @@ class RedisStore:
         args: list[Arg] = [now_ms, max_size, "each", 0, qk.queue]
         for row in rows:
             args.extend(row)
-        codes = await self._run("submit", self._submit_keys(qk, qk.staging("-")), args)
+        codes = await self._run("submit", self._keys("submit", qk), args)
         return [int(c) for c in codes]
 
     async def submit_atomic(
@@ -154,7 +168,9 @@ class RedisStore:
         ]
         for row in rows:
             args.extend(row)
-        code, index = await self._run("submit", self._submit_keys(qk, qk.staging(batch_id)), args)
+        code, index = await self._run(
+            "submit", [*self._keys("submit", qk)[:5], qk.staging(batch_id).encode()], args
+        )
         return int(code), int(index)
 
     async def claim(
@@ -170,7 +186,7 @@ class RedisStore:
         """Lease up to ``n`` ready tasks (promoting due and reclaiming expired ones first)."""
         reply = await self._run(
             "claim",
-            [qk.ready, qk.scheduled, qk.leased, qk.wake, qk.meta, qk.breaker, qk.task_prefix],
+            self._keys("claim", qk),
             [now_ms, n, lease_ms, owner, reset_ms, limit],
         )
         next_due = int(reply[0])
@@ -197,7 +213,7 @@ class RedisStore:
         args: list[Arg] = [expiry_ms]
         for task_id, fence in owned:
             args.extend((task_id, fence))
-        lost = await self._run("extend", [qk.leased, qk.task_prefix], args)
+        lost = await self._run("extend", self._keys("extend", qk), args)
         return [x.decode() for x in lost]
 
     async def complete(
@@ -211,9 +227,7 @@ class RedisStore:
         args: list[Arg] = [now_ms, retention_ms]
         for item in done:
             args.extend(item)
-        codes = await self._run(
-            "complete", [qk.leased, qk.breaker, qk.task_prefix, qk.events], args
-        )
+        codes = await self._run("complete", self._keys("complete", qk), args)
         return [int(c) for c in codes]
 
     async def fail(
@@ -256,11 +270,7 @@ class RedisStore:
         args: list[Arg] = []
         for task_id, fence in owned:
             args.extend((task_id, fence))
-        return int(
-            await self._run(
-                "release", [qk.leased, qk.ready, qk.wake, qk.meta, qk.task_prefix], args
-            )
-        )
+        return int(await self._run("release", self._keys("release", qk), args))
 
     async def breaker_failure(
         self, qk: QueueKeys, now_ms: int, max_failures: int, reset_ms: int, ttl_ms: int
@@ -268,13 +278,15 @@ class RedisStore:
         """Count one failure on the queue's breaker; return the consecutive failures."""
         return int(
             await self._run(
-                "breaker_failure", [qk.breaker], [now_ms, max_failures, reset_ms, ttl_ms]
+                "breaker_failure",
+                self._keys("breaker_failure", qk),
+                [now_ms, max_failures, reset_ms, ttl_ms],
             )
         )
 
     async def breaker_reset(self, qk: QueueKeys) -> None:
-        """Close the breaker and forget its failures (a single atomic DEL)."""
-        await self._call(self.client.delete(qk.breaker))
+        """Close the breaker, forget its failures and wake idle workers."""
+        await self._run("breaker_reset", self._keys("breaker_reset", qk), [])
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -371,4 +383,4 @@ class RedisStore:
             yield pubsub
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]

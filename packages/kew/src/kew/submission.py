@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .background import spawn
@@ -18,6 +18,7 @@ from .exceptions import (
     InvalidArgumentError,
     ScriptCode,
     TaskAlreadyExistsError,
+    TaskQueueError,
     error_for_code,
 )
 from .keys import QueueKeys
@@ -123,20 +124,22 @@ def rows_from_dicts(now: float, tasks: Sequence[Mapping[str, Any]]) -> list[Task
     return rows
 
 
-@dataclass
-class _Pending:
-    rows: list[TaskRow] = field(default_factory=list)
-    futures: list[asyncio.Future[None]] = field(default_factory=list)
+_MAX_COALESCED = 1000  # most tasks in one coalesced submit call
 
 
 class SubmitCoalescer:
-    """Collects the submits of one queue made in one loop tick into one ``submit`` call.
+    """Sends the submits of one queue with as few round trips as possible.
+
+    A submit made while no call is on the wire goes out at once (sequential submits pay one
+    round trip each and nothing more). Submits made while a call is on the wire (e.g.
+    ``asyncio.gather`` of many ``submit_task``) wait for it and then go out together, up to
+    1000 per script call, each with its own outcome.
 
     Args:
         store: the manager's store.
         keys: the queue's keys.
         max_size: the queue's backpressure bound.
-        now_ms: returns the clock's time in ms at flush.
+        now_ms: returns the clock's time in ms when a call is sent.
     """
 
     def __init__(
@@ -146,7 +149,8 @@ class SubmitCoalescer:
         self._keys = keys
         self._max_size = max_size
         self._now_ms = now_ms
-        self._pending: _Pending | None = None
+        self._busy = False
+        self._waiting: list[tuple[TaskRow, asyncio.Future[None]]] = []
 
     async def submit(self, row: TaskRow) -> None:
         """Enqueue one task.
@@ -155,40 +159,53 @@ class SubmitCoalescer:
             TaskAlreadyExistsError: duplicate id. QueueProcessorError: queue full.
             KewConnectionError: Redis unreachable.
         """
-        loop = asyncio.get_running_loop()
-        pending = self._pending
-        if pending is None:
-            pending = self._pending = _Pending()
-            loop.call_soon(self._flush)
-        fut: asyncio.Future[None] = loop.create_future()
-        pending.rows.append(row)
-        pending.futures.append(fut)
-        await fut
+        if self._busy:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiting.append((row, fut))
+            await fut
+            return
+        self._busy = True
+        try:
+            (code,) = await self._store.submit(
+                self._keys, self._now_ms(), self._max_size, [row.script_args()]
+            )
+        finally:
+            self._after_send()
+        err = self._error(code, row)
+        if err is not None:
+            raise err
 
-    def _flush(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            spawn(self._send(pending))
+    def _error(self, code: int, row: TaskRow) -> TaskQueueError | None:
+        subject = self._keys.queue if code == ScriptCode.QUEUE_FULL else row.task_id
+        return error_for_code(code, subject)
 
-    async def _send(self, pending: _Pending) -> None:
+    def _after_send(self) -> None:
+        if self._waiting:
+            spawn(self._send_waiting())
+        else:
+            self._busy = False
+
+    async def _send_waiting(self) -> None:
+        batch, self._waiting = self._waiting[:_MAX_COALESCED], self._waiting[_MAX_COALESCED:]
         try:
             codes = await self._store.submit(
-                self._keys, self._now_ms(), self._max_size, [r.script_args() for r in pending.rows]
+                self._keys, self._now_ms(), self._max_size, [r.script_args() for r, _ in batch]
             )
         except Exception as exc:
-            for fut in pending.futures:
+            for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(exc)
             return
         except BaseException:
-            for fut in pending.futures:
+            for _, fut in batch:
                 fut.cancel()
             raise
-        for row, fut, code in zip(pending.rows, pending.futures, codes, strict=True):
+        finally:
+            self._after_send()
+        for (row, fut), code in zip(batch, codes, strict=True):
             if fut.done():
                 continue
-            subject = self._keys.queue if code == ScriptCode.QUEUE_FULL else row.task_id
-            err = error_for_code(code, subject)
+            err = self._error(code, row)
             if err is None:
                 fut.set_result(None)
             else:

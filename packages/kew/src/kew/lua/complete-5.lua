@@ -4,6 +4,7 @@
 -- KEYS[2] breaker  HASH  circuit breaker (a success closes it and resets the count)
 -- KEYS[3] prefix   task key prefix (carries the queue's hash tag)
 -- KEYS[4] events   channel: "completed <id>" is published per task
+-- KEYS[5] wake     LIST  wake-up token: closing an open breaker lets idle workers claim again
 --
 -- ARGV[1] now (ms)  ARGV[2] retention (ms)
 -- ARGV[3..] triples: task id, fence token, encoded result
@@ -11,7 +12,8 @@
 -- Returns one code per task: OK, or LEASE_LOST when the fence no longer matches (the task was
 -- reclaimed and its newer run owns the outcome).
 --!include includes/codes.lua
-local leased, breaker, prefix, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+--!include includes/ready_score.lua
+local leased, breaker, prefix, events, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now = ARGV[1]
 local retention = tonumber(ARGV[2])
 local codes = {}
@@ -33,6 +35,10 @@ for i = 3, #ARGV, 3 do
   end
 end
 if succeeded then
+  local was_open = redis.call('HGET', breaker, 'state') == 'open'
   redis.call('DEL', breaker)
+  if was_open then
+    wake_workers(wake)
+  end
 end
 return codes

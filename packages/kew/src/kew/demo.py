@@ -1,0 +1,292 @@
+"""The shop demo behind ``kew demo``: a live rich table, then a summary that checks itself.
+
+One queue, ``orders``, with 4 workers runs 20 orders, a reminder deferred by 2 s, a flaky payment
+that fails twice and succeeds on its third attempt, and a shipment that fails for good. Each run
+uses a fresh namespace (``kew-demo-<hex>``) and deletes only that namespace at the end.
+
+This module needs rich (``pip install 'kew[cli]'``); nothing else in kew imports it. The task
+functions are module-level so that kew stores them by reference (``kew.demo:process_order``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from rich import box
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from .exceptions import TaskQueueError
+from .manager import TaskQueueManager
+from .models import QueueConfig, QueuePriority, TaskInfo, TaskStatus
+
+__all__ = ["Check", "evaluate", "run_demo"]
+
+QUEUE = "orders"
+ORDERS = 20
+WORKERS = 4
+REMINDER_DELAY = 2.0  # seconds
+MAX_RETRIES = 2
+RETRY_DELAY = 0.2  # seconds; retry n waits RETRY_DELAY * 2**(n-1)
+REFRESH_PER_SECOND = 4
+WAIT_TIMEOUT = 20.0  # seconds, per task
+BAD_ADDRESS = "Atlantis"
+BAD_ERROR = "no carrier delivers to 'Atlantis'"
+
+REMINDER, FLAKY, BAD = "reminder", "payment-flaky", "shipment-bad"
+ORDER_IDS = [f"order-{n:02d}" for n in range(1, ORDERS + 1)]
+TASK_IDS = [*ORDER_IDS, REMINDER, FLAKY, BAD]
+
+_attempts: dict[str, int] = {}  # run id -> attempts of charge_card (same process, any attempt)
+
+_STYLES = {
+    TaskStatus.QUEUED: "dim",
+    TaskStatus.PROCESSING: "yellow",
+    TaskStatus.RETRY: "magenta",
+    TaskStatus.COMPLETED: "green",
+    TaskStatus.FAILED: "bold red",
+}
+
+
+# -- the shop's task functions ------------------------------------------------------------------
+
+
+def order_seconds(order_no: int) -> float:
+    """Deterministic work time of an order: 0.05 to 0.30 s."""
+    return 0.05 + (order_no * 7 % 11) * 0.025
+
+
+async def process_order(order_no: int, seconds: float) -> dict[str, object]:
+    """Pack an order (sleeps ``seconds``) and return its receipt."""
+    await asyncio.sleep(seconds)
+    return {"order": order_no, "total": round(9.5 * order_no, 2)}
+
+
+async def send_reminder(customer: str) -> float:
+    """Send a (pretend) reminder; return the wall-clock time it ran (seconds since the epoch)."""
+    return time.time()
+
+
+async def charge_card(run_id: str) -> str:
+    """Charge a card through a gateway that times out on the first two attempts of a run."""
+    attempt = _attempts.get(run_id, 0) + 1
+    _attempts[run_id] = attempt
+    if attempt < 3:
+        raise ConnectionError(f"payment gateway timed out (attempt {attempt})")
+    del _attempts[run_id]
+    return f"charged on attempt {attempt}"
+
+
+async def ship_parcel(address: str) -> None:
+    """Ship to an address the carrier never accepts: fails on every attempt."""
+    raise ValueError(f"no carrier delivers to {address!r}")
+
+
+# -- checking the outcome -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expected fact of the summary.
+
+    Args:
+        label: what is checked.
+        ok: whether it holds.
+        detail: what was observed.
+    """
+
+    label: str
+    ok: bool
+    detail: str
+
+
+def evaluate(infos: Mapping[str, TaskInfo], reminder_delay: float | None) -> list[Check]:
+    """Compare the final task records with what the demo must show.
+
+    Args:
+        infos: final TaskInfo per task id (every id of ``TASK_IDS``).
+        reminder_delay: seconds between submitting the reminder and its run, or None.
+
+    Returns:
+        Four checks: orders, reminder, flaky payment, bad shipment.
+    """
+    done = sum(infos[t].status is TaskStatus.COMPLETED for t in ORDER_IDS)
+    rem, flaky, bad = infos[REMINDER], infos[FLAKY], infos[BAD]
+    delay_ok = reminder_delay is not None and reminder_delay >= REMINDER_DELAY - 0.001
+    delay = "never ran" if reminder_delay is None else f"ran {reminder_delay:.3f} s after submit"
+    return [
+        Check("orders", done == ORDERS, f"{done}/{ORDERS} completed"),
+        Check(
+            "reminder",
+            rem.status is TaskStatus.COMPLETED and delay_ok,
+            f"{rem.status.value}, {delay} (deferred by {REMINDER_DELAY} s)",
+        ),
+        Check(
+            "flaky payment",
+            flaky.status is TaskStatus.COMPLETED and flaky.retry_count == MAX_RETRIES,
+            f"{flaky.status.value}, retry_count {flaky.retry_count}, result {flaky.result!r}",
+        ),
+        Check(
+            "bad shipment",
+            bad.status is TaskStatus.FAILED and BAD_ERROR in (bad.error or ""),
+            f"{bad.status.value} after {bad.retry_count} retries, error: {bad.error}",
+        ),
+    ]
+
+
+# -- rendering ----------------------------------------------------------------------------------
+
+
+def _status(info: TaskInfo) -> Text:
+    return Text(info.status.value, style=_STYLES.get(info.status, ""))
+
+
+def _timing(info: TaskInfo, since_queued: bool = False) -> str:
+    start = info.queued_time if since_queued else info.started_time
+    if start and info.completed_time:
+        return f"{(info.completed_time - start).total_seconds():.2f} s"
+    if info.due_time is not None:
+        return f"due in {max(0.0, (info.due_time - datetime.now()).total_seconds()):.1f} s"
+    return ""
+
+
+def _note(info: TaskInfo) -> str:
+    if info.status is TaskStatus.COMPLETED and info.task_id != REMINDER:
+        return escape(str(info.result))
+    return escape(info.error or "")
+
+
+def render(infos: Mapping[str, TaskInfo], elapsed: float) -> Group:
+    """Build the live view: the orders (two columns of ten) and the three special tasks."""
+    counts = Counter(i.status.value for i in infos.values())
+    head = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    orders = Table(title=f"queue {QUEUE!r}: {WORKERS} workers", box=box.SIMPLE_HEAD)
+    for _ in range(2):
+        orders.add_column("order")
+        orders.add_column("status")
+        orders.add_column("ran", justify="right")
+    half = ORDERS // 2
+    for left, right in zip(ORDER_IDS[:half], ORDER_IDS[half:], strict=True):
+        a, b = infos[left], infos[right]
+        orders.add_row(left, _status(a), _timing(a), right, _status(b), _timing(b))
+    others = Table(box=box.SIMPLE_HEAD)
+    for column in ("task", "status", "retries", "submit→end", "result / last error"):
+        others.add_column(column)
+    for task_id in (REMINDER, FLAKY, BAD):
+        i = infos[task_id]
+        others.add_row(task_id, _status(i), str(i.retry_count), _timing(i, True), _note(i))
+    return Group(Text(f"{elapsed:4.1f} s  {head}"), orders, others)
+
+
+def print_summary(console: Console, infos: Mapping[str, TaskInfo], checks: list[Check]) -> None:
+    """Print the status counts and each check, then the verdict."""
+    counts = Counter(i.status.value for i in infos.values())
+    console.print("\n[bold]Summary[/bold]")
+    console.print("  status counts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    for c in checks:
+        mark = "[green]ok[/green]  " if c.ok else "[red]FAIL[/red]"
+        console.print(f"  {mark} {c.label}: {escape(c.detail)}", soft_wrap=True)
+    ok = all(c.ok for c in checks)
+    console.print("[green]all as expected[/green]" if ok else "[red]unexpected outcome[/red]")
+
+
+# -- running ------------------------------------------------------------------------------------
+
+
+async def _submit_all(manager: TaskQueueManager, run_id: str) -> float:
+    """Submit every task; return the wall-clock time the reminder was submitted."""
+    await manager.submit_tasks(
+        QUEUE,
+        [
+            {
+                "task_id": task_id,
+                "task_type": "order",
+                "task_func": process_order,
+                "args": (n, order_seconds(n)),
+            }
+            for n, task_id in enumerate(ORDER_IDS, 1)
+        ],
+    )
+    high = QueuePriority.HIGH
+    await manager.submit_task(FLAKY, QUEUE, "payment", charge_card, high, run_id)
+    await manager.submit_task(BAD, QUEUE, "shipment", ship_parcel, high, BAD_ADDRESS)
+    submitted = time.time()
+    low, customer = QueuePriority.LOW, "ada@example.com"
+    await manager.submit_task(
+        REMINDER, QUEUE, "reminder", send_reminder, low, customer, _defer_by=REMINDER_DELAY
+    )
+    return submitted
+
+
+async def _snapshot(manager: TaskQueueManager) -> dict[str, TaskInfo]:
+    infos = await asyncio.gather(*(manager.get_task_status(t) for t in TASK_IDS))
+    return dict(zip(TASK_IDS, infos, strict=True))
+
+
+async def _watch(manager: TaskQueueManager, console: Console) -> dict[str, TaskInfo]:
+    """Show the live table until every task ends (per ``wait_for_task``); return the records."""
+    start = time.monotonic()
+    waiters = asyncio.gather(
+        *(manager.wait_for_task(t, timeout=WAIT_TIMEOUT) for t in TASK_IDS),
+        return_exceptions=True,
+    )
+    with Live(console=console, auto_refresh=False, vertical_overflow="visible") as live:
+        while not waiters.done():
+            live.update(render(await _snapshot(manager), time.monotonic() - start), refresh=True)
+            await asyncio.wait([waiters], timeout=1 / REFRESH_PER_SECOND)
+        infos = await _snapshot(manager)
+        live.update(render(infos, time.monotonic() - start), refresh=True)
+    for task_id, outcome in zip(TASK_IDS, waiters.result(), strict=True):
+        if isinstance(outcome, BaseException):
+            console.print(f"[red]waiting for {task_id} failed:[/red] {escape(str(outcome))}")
+    return infos
+
+
+async def run_demo(redis_url: str, console: Console) -> int:
+    """Run the shop once in a fresh namespace, print the summary and delete the namespace.
+
+    Args:
+        redis_url: where to run (``redis://...`` or ``memory://``).
+        console: where to print.
+
+    Returns:
+        0 when the summary is as expected, 1 otherwise.
+
+    Raises:
+        TaskQueueError: Redis cannot be reached (KewConnectionError) or rejects the demo.
+    """
+    run_id = uuid.uuid4().hex[:8]
+    manager = TaskQueueManager(redis_url, namespace=f"kew-demo-{run_id}")
+    console.print(f"namespace: {manager.namespace} (deleted at the end)")
+    try:
+        await manager.initialize()
+        await manager.create_queue(
+            QueueConfig(
+                QUEUE,
+                max_workers=WORKERS,
+                max_retries=MAX_RETRIES,
+                retry_delay=RETRY_DELAY,
+                max_circuit_breaker_failures=10,  # the demo's 5 failures must not open it
+            )
+        )
+        submitted = await _submit_all(manager, run_id)
+        infos = await _watch(manager, console)
+    finally:
+        with contextlib.suppress(TaskQueueError):
+            await manager.cleanup()
+        await manager.shutdown()
+    ran_at = infos[REMINDER].result
+    delay = ran_at - submitted if isinstance(ran_at, int | float) else None
+    checks = evaluate(infos, delay)
+    print_summary(console, infos, checks)
+    return 0 if all(c.ok for c in checks) else 1

@@ -92,6 +92,7 @@ def _run_demo(redis_url: str | None) -> int:
         console.print(f"[red]kew demo failed:[/red] {type(exc).__name__}: {exc}", highlight=False)
         return 1
     except KeyboardInterrupt:
+        print("\ninterrupted (the demo's namespace was deleted)", file=sys.stderr)
         return 130
 
 

@@ -28,9 +28,14 @@ def queues_key(namespace: str) -> str:
 
 
 def namespace_pattern(namespace: str) -> str:
-    """Return a SCAN MATCH pattern for every key of ``namespace`` (glob characters escaped)."""
+    """Return a SCAN MATCH pattern for every queue key of ``namespace`` (glob chars escaped).
+
+    The pattern is ``<namespace>:{*``: namespaces cannot contain braces, so it never matches
+    the keys of a longer namespace such as ``<namespace>:other``. The namespace's one key
+    outside any queue is :func:`queues_key`.
+    """
     escaped = "".join("\\" + c if c in "*?[]\\" else c for c in namespace)
-    return f"{escaped}:*"
+    return f"{escaped}:{{*"
 
 
 @dataclass(frozen=True)

@@ -355,7 +355,7 @@ class RedisStore:
 
     async def delete_namespace(self, namespace: str) -> int:
         """Delete every key of ``namespace`` (SCAN + UNLINK); return how many were deleted."""
-        deleted = 0
+        deleted = int(await self._call(self.client.unlink(queues_key(namespace))))
         batch: list[bytes] = []
         async for key in self.client.scan_iter(match=namespace_pattern(namespace), count=1000):
             batch.append(key)
@@ -372,6 +372,14 @@ class RedisStore:
         """Block until a wake-up token is pushed or ``timeout`` seconds pass; True if woken."""
         reply = await self._call(self.client.blpop([qk.wake], timeout=max(0.01, round(timeout, 3))))
         return reply is not None
+
+    async def wake(self, qk: QueueKeys) -> None:
+        """Leave one wake-up token for the queue's idle workers (the list keeps at most one)."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.lpush(qk.wake, b"1")
+            pipe.ltrim(qk.wake, 0, 0)
+            pipe.pexpire(qk.wake, 600_000)
+            await self._call(pipe.execute())
 
     @contextlib.asynccontextmanager
     async def subscribe(self, channels: Sequence[str]) -> AsyncIterator[Any]:

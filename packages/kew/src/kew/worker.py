@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from .background import spawn
 from .clock import Clock, real_sleep
@@ -36,10 +36,28 @@ __all__ = ["QueueWorker"]
 
 logger = logging.getLogger("kew")
 
+T = TypeVar("T")
+
 
 def error_text(exc: BaseException) -> str:
     """The error kept on a task: ``str(exc)``, or the exception's type name when that is empty."""
     return str(exc) or type(exc).__name__
+
+
+async def _retrying(call: Callable[[], Awaitable[T]], attempts: int = 8) -> T:
+    """Await ``call()``, retrying on connection errors with backoff (0.05 s doubling to 2 s).
+
+    Used for writing a task's outcome: the scripts are safe to repeat (a repeat after a lost
+    reply finds the fence moved on and reports LEASE_LOST instead of writing twice).
+    """
+    delay = 0.05
+    for _ in range(attempts - 1):
+        try:
+            return await call()
+        except KewConnectionError:
+            await real_sleep(delay)
+            delay = min(delay * 2, 2.0)
+    return await call()
 
 
 @dataclass(eq=False)
@@ -203,12 +221,19 @@ class QueueWorker:
         waiters: list[asyncio.Future[Any]] = [
             asyncio.ensure_future(self.store.wait_for_wake(self.keys, blocking))
         ]
+        timer: asyncio.TimerHandle | None = None
         if virtual:
             waiters.append(asyncio.ensure_future(self.clock.sleep(seconds)))
+        elif seconds < self.settings.idle_wait:
+            # Redis checks blocking timeouts only about every 100 ms (hz 10): for a due time, a
+            # token pushed by a local timer ends the wait on time.
+            timer = asyncio.get_running_loop().call_later(seconds, self._push_wake)
         self._idle_waiters = waiters
         try:
             done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            if timer is not None:
+                timer.cancel()
             for w in waiters:
                 w.cancel()
             self._idle_waiters = []
@@ -218,6 +243,13 @@ class QueueWorker:
                     "kew: wake-up wait on %s failed: %s", self.config.name, w.exception()
                 )
                 await real_sleep(0.5)
+
+    def _push_wake(self) -> None:
+        spawn(self._wake_quietly())
+
+    async def _wake_quietly(self) -> None:
+        with contextlib.suppress(TaskQueueError):
+            await self.store.wake(self.keys)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -241,6 +273,7 @@ class QueueWorker:
     async def _execute(self, run: _Run) -> None:
         claimed, info = run.claimed, run.info
         try:
+            logger.debug("kew: %s started (attempt %d)", claimed.task_id, claimed.attempts)
             await self.hooks.started(info)
             try:
                 func = decode_function(claimed.func)
@@ -249,14 +282,20 @@ class QueueWorker:
                     func, args, kwargs, self.config.task_timeout, self._executor_factory
                 )
                 encoded = encode_result(value)
-            except asyncio.CancelledError:
-                if run.lease_lost or self._stopping:
-                    return  # handed back on shutdown, or owned by a newer run
-                raise
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    return  # cancelled by kew: handed back on shutdown, or lease taken over
+                await self._fail(run, exc)  # raised inside the task's own code: a failure
+                return
             except (Exception, AttemptTimeout) as exc:
                 await self._fail(run, exc)
                 return
             await self._complete(run, value, encoded)
+        except TaskQueueError as exc:
+            # the outcome could not be written (Redis gone for good): the lease will expire
+            # and another run will redo the task, so nothing is lost
+            logger.error("kew: outcome of %s not recorded: %s", claimed.task_id, exc)
         finally:
             self._runs.pop(claimed.task_id, None)
             self._slot_freed.set()
@@ -271,6 +310,7 @@ class QueueWorker:
         info.result = value
         info.completed_time = datetime.fromtimestamp(self.clock.now())
         self._on_finished(self.config.name, run.claimed.task_id)
+        logger.debug("kew: %s completed", run.claimed.task_id)
         await self.hooks.completed(info)
 
     async def _fail(self, run: _Run, exc: BaseException) -> None:
@@ -281,8 +321,8 @@ class QueueWorker:
         )
         due_ms = to_ms(now + backoff_delay(cfg.retry_delay, claimed.retries + 1)) if retry else 0
         text = error_text(exc)
-        try:
-            code, _ = await self.store.fail(
+        code, _ = await _retrying(
+            lambda: self.store.fail(
                 self.keys,
                 claimed.task_id,
                 claimed.fence,
@@ -294,9 +334,7 @@ class QueueWorker:
                 breaker_reset_ms=to_ms(cfg.circuit_breaker_reset_timeout),
                 count_for_breaker=True,
             )
-        except TaskQueueError:
-            logger.exception("kew: could not record the failure of %s", claimed.task_id)
-            return
+        )
         if code != 0:
             logger.warning("kew: failure of %s dropped: lease lost", claimed.task_id)
             return
@@ -310,6 +348,7 @@ class QueueWorker:
             info.completed_time = datetime.fromtimestamp(now)
         if not retry:
             self._on_finished(cfg.name, claimed.task_id)
+        logger.debug("kew: %s failed (%s): %s", claimed.task_id, info.status.value, text)
         await self.hooks.failed(info, exc)
 
     # -- batched acknowledgements -------------------------------------------------------------
@@ -347,17 +386,10 @@ class QueueWorker:
                 f.set_result(code)
 
     async def _store_acks(self, items: list[tuple[str, bytes, bytes]]) -> list[int]:
-        delay = 0.05
-        for _ in range(8):
-            try:
-                return await self.store.complete(
-                    self.keys, to_ms(self.clock.now()), to_ms(self.settings.retention), items
-                )
-            except KewConnectionError:
-                await real_sleep(delay)
-                delay = min(delay * 2, 2.0)
-        return await self.store.complete(
-            self.keys, to_ms(self.clock.now()), to_ms(self.settings.retention), items
+        return await _retrying(
+            lambda: self.store.complete(
+                self.keys, to_ms(self.clock.now()), to_ms(self.settings.retention), items
+            )
         )
 
     # -- leases -------------------------------------------------------------------------------

@@ -86,7 +86,6 @@ class ScriptCode(enum.IntEnum):
     QUEUE_FULL = 2
     LEASE_LOST = 3
     NOT_FOUND = 4
-    DUPLICATE_IN_BATCH = 5
 
 
 def error_for_code(code: int, subject: str) -> TaskQueueError | None:
@@ -107,8 +106,6 @@ def error_for_code(code: int, subject: str) -> TaskQueueError | None:
         return None
     if c is ScriptCode.DUPLICATE:
         return TaskAlreadyExistsError(f"task {subject!r} already exists")
-    if c is ScriptCode.DUPLICATE_IN_BATCH:
-        return TaskAlreadyExistsError(f"task {subject!r} appears more than once in the batch")
     if c is ScriptCode.QUEUE_FULL:
         return QueueProcessorError(f"queue {subject!r} is full")
     if c is ScriptCode.LEASE_LOST:

@@ -142,9 +142,8 @@ class QueueConfig:
 
 def _ts(value: bytes | None) -> datetime | None:
     """Milliseconds since the epoch (as stored) -> naive local datetime, like the original."""
-    if not value:
-        return None
-    return datetime.fromtimestamp(int(value) / 1000.0)
+    ms = int(value) if value else 0
+    return datetime.fromtimestamp(ms / 1000.0) if ms > 0 else None
 
 
 @dataclass

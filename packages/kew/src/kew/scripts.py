@@ -58,6 +58,8 @@ def _resolve(path: str, read: Callable[[str], str], stack: tuple[str, ...], seen
             out.append(line)
             continue
         inc = m.group(1)
+        if inc in stack or inc == path:
+            raise ScriptLoadError(f"include cycle: {' -> '.join((*stack, path, inc))}")
         if inc in seen:
             continue
         seen.add(inc)

@@ -196,7 +196,10 @@ def encode_result(value: Any) -> bytes:
         SerializationError: the value cannot be pickled; the message names its type.
     """
     if is_json_exact(value):
-        return b"j" + json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            return b"j" + json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        except (ValueError, UnicodeEncodeError):
+            pass  # ints past the str-conversion limit, lone surrogates: pickle keeps them exact
     try:
         return b"p" + pickle.dumps(value, protocol=_PICKLE_PROTOCOL)
     except Exception:

@@ -70,6 +70,8 @@ class ManagerSettings:
             )
         for name in ("lease_timeout", "retention", "idle_wait"):
             object.__setattr__(self, name, _positive(name, getattr(self, name)))
+        if self.retention < 0.001:
+            raise InvalidArgumentError(f"retention must be >= 0.001 s, got {self.retention}")
         if self.lease_timeout < 0.1:
             raise InvalidArgumentError(f"lease_timeout must be >= 0.1 s, got {self.lease_timeout}")
         chunk = self.submit_chunk

@@ -11,7 +11,8 @@ local function breaker_failure(breaker, now, max_failures, reset_ms, ttl_ms)
   else
     redis.call('HSET', breaker, 'state', 'closed')
   end
-  redis.call('PEXPIRE', breaker, ttl_ms)
+  -- an open breaker must outlive its reset period, whatever the retention
+  redis.call('PEXPIRE', breaker, math.max(ttl_ms, 2 * reset_ms))
   return failures
 end
 

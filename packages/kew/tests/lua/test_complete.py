@@ -1,0 +1,135 @@
+"""complete-4.lua: fence check, result and retention, cleanup of the payload, breaker reset."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ._support import LEASE_LOST, NOW, OK, Env, row
+
+DONE = NOW + 5_000
+KEEP = 3_600_000  # retention, ms
+
+
+async def _claimed(env: Env, *ids: str) -> dict[str, bytes]:
+    await env.submit(*(row(i, args=b"pARGS") for i in ids))
+    return {t.task_id: t.fence for t in (await env.claim(n=len(ids))).tasks}
+
+
+async def test_completes_with_result_and_retention(env: Env) -> None:
+    fences = await _claimed(env, "a")
+    codes = await env.store.complete(env.qk, DONE, KEEP, [("a", fences["a"], b'j{"x":1}')])
+    assert codes == [OK]
+    h = await env.task("a")
+    assert h["status"] == "completed"
+    assert h["completed"] == str(DONE)
+    assert h["result"] == 'j{"x":1}'
+    assert h["owner"] == ""
+    assert "func" not in h
+    assert "args" not in h
+    assert "error" not in h
+    assert h["started"] == str(NOW)
+    assert await env.leased() == []
+    assert await env.ready() == []
+    assert KEEP - 5_000 < await env.pttl(env.qk.task("a")) <= KEEP
+
+
+async def test_wrong_fence_is_lease_lost_and_changes_nothing(env: Env) -> None:
+    fences = await _claimed(env, "a")
+    before = await env.task("a")
+    assert await env.store.complete(env.qk, DONE, KEEP, [("a", b"2", b"jx")]) == [LEASE_LOST]
+    assert await env.task("a") == before
+    assert [m for m, _ in await env.leased()] == ["a"]
+    assert await env.pttl(env.qk.task("a")) == -1
+    assert fences["a"] == b"1"
+
+
+async def test_second_completion_is_lease_lost(env: Env) -> None:
+    fences = await _claimed(env, "a")
+    assert await env.store.complete(env.qk, DONE, KEEP, [("a", fences["a"], b"j1")]) == [OK]
+    assert await env.store.complete(env.qk, DONE + 1, KEEP, [("a", fences["a"], b"j2")]) == [
+        LEASE_LOST
+    ]
+    h = await env.task("a")
+    assert h["result"] == "j1"
+    assert h["completed"] == str(DONE)
+
+
+async def test_unknown_task_is_lease_lost(env: Env) -> None:
+    assert await env.store.complete(env.qk, DONE, KEEP, [("ghost", b"1", b"j1")]) == [LEASE_LOST]
+    assert await env.client.exists(env.qk.task("ghost")) == 0
+
+
+async def test_batch_has_one_code_per_task(env: Env) -> None:
+    fences = await _claimed(env, "a", "b", "c")
+    codes = await env.store.complete(
+        env.qk,
+        DONE,
+        KEEP,
+        [("a", fences["a"], b"ja"), ("b", b"99", b"jb"), ("c", fences["c"], b"jc")],
+    )
+    assert codes == [OK, LEASE_LOST, OK]
+    assert (await env.task("a"))["status"] == "completed"
+    assert (await env.task("b"))["status"] == "processing"
+    assert (await env.task("c"))["result"] == "jc"
+    assert [m for m, _ in await env.leased()] == ["b"]
+
+
+async def test_success_closes_the_breaker(env: Env) -> None:
+    fences = await _claimed(env, "a")
+    for _ in range(2):
+        await env.store.breaker_failure(env.qk, NOW, 3, 60_000, 600_000)
+    assert (await env.breaker())["failures"] == "2"
+    assert await env.store.complete(env.qk, DONE, KEEP, [("a", fences["a"], b"j1")]) == [OK]
+    assert await env.client.exists(env.qk.breaker) == 0
+
+
+async def test_lease_lost_leaves_the_breaker(env: Env) -> None:
+    await _claimed(env, "a")
+    await env.store.breaker_failure(env.qk, NOW, 3, 60_000, 600_000)
+    assert await env.store.complete(env.qk, DONE, KEEP, [("a", b"0", b"j1")]) == [LEASE_LOST]
+    assert (await env.breaker())["failures"] == "1"
+
+
+async def test_success_after_a_retry_drops_the_error(env: Env) -> None:
+    fences = await _claimed(env, "a")
+    assert (await env.fail("a", fences["a"], retry_due=NOW + 10, error="first"))[0] == OK
+    t = (await env.claim(n=1, now=NOW + 10)).tasks[0]
+    assert await env.store.complete(env.qk, DONE, KEEP, [("a", t.fence, b"jok")]) == [OK]
+    h = await env.task("a")
+    assert h["status"] == "completed"
+    assert h["retries"] == "1"
+    assert "error" not in h
+
+
+async def test_publishes_completed_event(env: Env) -> None:
+    fences = await _claimed(env, "a")
+    async with env.store.subscribe([env.qk.events]) as pubsub:
+        assert await env.store.complete(env.qk, DONE, KEEP, [("a", fences["a"], b"j1")]) == [OK]
+        message = None
+        for _ in range(50):
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if message is not None:
+                break
+            await asyncio.sleep(0)
+    assert message is not None
+    assert message["channel"] == env.qk.events.encode()
+    assert message["data"] == b"completed a"
+
+
+async def test_closing_an_open_breaker_wakes_idle_workers(env: Env) -> None:
+    fences = await _claimed(env, "a")
+    for _ in range(3):
+        await env.store.breaker_failure(env.qk, NOW, 3, 60_000, 600_000)
+    assert (await env.breaker())["state"] == "open"
+    await env.clear_wake()
+    assert await env.store.complete(env.qk, DONE, KEEP, [("a", fences["a"], b"j1")]) == [OK]
+    assert await env.client.exists(env.qk.breaker) == 0
+    assert await env.wake_len() == 1
+
+
+async def test_success_with_closed_breaker_wakes_nobody(env: Env) -> None:
+    fences = await _claimed(env, "a")
+    await env.store.breaker_failure(env.qk, NOW, 3, 60_000, 600_000)
+    await env.clear_wake()
+    assert await env.store.complete(env.qk, DONE, KEEP, [("a", fences["a"], b"j1")]) == [OK]
+    assert await env.wake_len() == 0

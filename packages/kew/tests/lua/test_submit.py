@@ -1,0 +1,209 @@
+"""submit.lua: modes 'each', 'stage' and 'commit' (raw ARGV through RedisStore)."""
+
+from __future__ import annotations
+
+from ._support import (
+    DUPLICATE,
+    NOT_FOUND,
+    NOW,
+    OK,
+    QUEUE_FULL,
+    STAGING_TTL,
+    Env,
+    ready_score,
+    row,
+)
+
+# -- mode 'each' ----------------------------------------------------------------------------------
+
+
+async def test_each_writes_the_task_hash_and_ready_entry(env: Env) -> None:
+    codes = await env.submit(row("a", priority=1, task_type="email", func=b"rm:f", args=b"pX"))
+    assert codes == [OK]
+    assert await env.task("a") == {
+        "id": "a",
+        "queue": "q",
+        "type": "email",
+        "priority": "1",
+        "status": "queued",
+        "queued": str(NOW),
+        "due": "0",
+        "func": "rm:f",
+        "args": "pX",
+        "retries": "0",
+        "attempts": "0",
+        "fence": "0",
+        "seq": "1",
+    }
+    assert await env.zset(env.qk.ready) == [("a", ready_score(1, 1))]
+    assert await env.scheduled() == []
+    assert await env.pttl(env.qk.task("a")) == -1  # a waiting task never expires
+
+
+async def test_each_ready_scores_are_priority_then_sequence(env: Env) -> None:
+    codes = await env.submit(row("m1", 2), row("l1", 3), row("h1", 1), row("m2", 2))
+    assert codes == [OK] * 4
+    assert await env.zset(env.qk.ready) == [
+        ("h1", ready_score(1, 3)),
+        ("m1", ready_score(2, 1)),
+        ("m2", ready_score(2, 4)),
+        ("l1", ready_score(3, 2)),
+    ]
+    assert await env.client.hget(env.qk.meta, "seq") == b"4"
+
+
+async def test_each_pushes_one_wake_token(env: Env) -> None:
+    await env.submit(row("a"))
+    await env.submit(row("b"))
+    assert await env.wake_len() == 1
+    assert 0 < await env.pttl(env.qk.wake) <= 600_000
+
+
+async def test_each_duplicate_is_rejected_and_the_record_kept(env: Env) -> None:
+    assert await env.submit(row("a", task_type="first")) == [OK]
+    assert await env.submit(row("a", task_type="second", priority=1)) == [DUPLICATE]
+    t = await env.task("a")
+    assert t["type"] == "first"
+    assert t["priority"] == "2"
+    assert await env.ready() == ["a"]
+
+
+async def test_each_duplicate_within_one_call(env: Env) -> None:
+    assert await env.submit(row("a"), row("b"), row("a", task_type="x")) == [OK, OK, DUPLICATE]
+    assert (await env.task("a"))["type"] == "t"
+    assert await env.ready() == ["a", "b"]
+
+
+async def test_each_duplicate_of_running_task(env: Env) -> None:
+    await env.submit(row("a"))
+    assert await env.claim_ids() == ["a"]
+    assert await env.submit(row("a")) == [DUPLICATE]
+    assert (await env.task("a"))["status"] == "processing"
+    assert await env.ready() == []
+
+
+async def test_each_queue_full_counts_ready_and_scheduled(env: Env) -> None:
+    codes = await env.submit(row("r1"), row("d1", due=NOW + 5_000), max_size=2)
+    assert codes == [OK, OK]
+    assert await env.submit(row("x"), max_size=2) == [QUEUE_FULL]
+    assert await env.submit(row("y", due=NOW + 1), max_size=2) == [QUEUE_FULL]
+    assert await env.client.exists(env.qk.task("x"), env.qk.task("y")) == 0
+    assert await env.ready() == ["r1"]
+    assert [m for m, _ in await env.scheduled()] == ["d1"]
+
+
+async def test_each_queue_full_within_one_call(env: Env) -> None:
+    codes = await env.submit(row("a"), row("b"), row("c"), max_size=2)
+    assert codes == [OK, OK, QUEUE_FULL]
+    assert await env.client.exists(env.qk.task("c")) == 0
+
+
+async def test_each_leased_tasks_do_not_count_toward_max_size(env: Env) -> None:
+    await env.submit(row("a"), row("b"), max_size=2)
+    assert await env.claim_ids(n=2) == ["a", "b"]
+    assert await env.submit(row("c"), row("d"), max_size=2) == [OK, OK]
+    assert await env.submit(row("e"), max_size=2) == [QUEUE_FULL]
+
+
+async def test_each_deferred_goes_to_scheduled(env: Env) -> None:
+    due = NOW + 60_000
+    assert await env.submit(row("d", due=due)) == [OK]
+    assert await env.scheduled() == [("d", float(due))]
+    assert await env.ready() == []
+    t = await env.task("d")
+    assert t["due"] == str(due)
+    assert t["status"] == "queued"
+    assert "seq" not in t
+    assert await env.pttl(env.qk.task("d")) == -1
+
+
+async def test_each_due_not_in_the_future_is_ready(env: Env) -> None:
+    assert await env.submit(row("now", due=NOW), row("past", due=NOW - 1)) == [OK, OK]
+    assert await env.ready() == ["now", "past"]
+    assert await env.scheduled() == []
+
+
+# -- modes 'stage' / 'commit' ---------------------------------------------------------------------
+
+
+async def test_single_chunk_commit(env: Env) -> None:
+    code = await env.commit("b1", row("a"), row("d", due=NOW + 10), row("h", priority=1))
+    assert code == (OK, 0)
+    assert await env.zset(env.qk.ready) == [("h", ready_score(1, 2)), ("a", ready_score(2, 1))]
+    assert await env.scheduled() == [("d", float(NOW + 10))]
+    assert await env.wake_len() == 1
+    assert await env.pttl(env.qk.task("a")) == -1
+
+
+async def test_staged_chunks_are_invisible_until_commit(env: Env) -> None:
+    assert await env.stage("b1", row("a"), row("b", due=NOW + 10)) == (OK, 0)
+    assert await env.stage("b1", row("c")) == (OK, 0)
+    # written, but not enqueued: no worker can claim them
+    for tid in ("a", "b", "c"):
+        assert (await env.task(tid))["status"] == "queued"
+        assert 0 < await env.pttl(env.qk.task(tid)) <= STAGING_TTL
+    assert await env.client.lrange(env.qk.staging("b1"), 0, -1) == [b"a", b"b", b"c"]
+    assert 0 < await env.pttl(env.qk.staging("b1")) <= STAGING_TTL
+    assert await env.ready() == []
+    assert await env.scheduled() == []
+    assert await env.wake_len() == 0
+    assert (await env.claim()).tasks == []
+
+    assert await env.commit("b1", row("d")) == (OK, 0)
+    assert await env.ready() == ["a", "c", "d"]
+    assert await env.scheduled() == [("b", float(NOW + 10))]
+    for tid in ("a", "b", "c", "d"):
+        assert await env.pttl(env.qk.task(tid)) == -1, tid
+    assert await env.client.exists(env.qk.staging("b1")) == 0
+    assert await env.wake_len() == 1
+    assert await env.claim_ids() == ["a", "c", "d"]
+
+
+async def test_commit_duplicate_aborts_and_deletes_staged(env: Env) -> None:
+    await env.submit(row("x", task_type="existing"))
+    assert await env.stage("b1", row("a"), row("b")) == (OK, 0)
+    assert await env.commit("b1", row("c"), row("x")) == (DUPLICATE, 2)
+    assert await env.client.exists(env.qk.task("a"), env.qk.task("b"), env.qk.task("c")) == 0
+    assert await env.client.exists(env.qk.staging("b1")) == 0
+    assert (await env.task("x"))["type"] == "existing"
+    assert await env.ready() == ["x"]
+
+
+async def test_stage_duplicate_of_earlier_chunk_aborts(env: Env) -> None:
+    assert await env.stage("b1", row("a")) == (OK, 0)
+    assert await env.stage("b1", row("b"), row("a")) == (DUPLICATE, 2)
+    assert await env.client.exists(env.qk.task("a"), env.qk.task("b")) == 0
+    assert await env.client.exists(env.qk.staging("b1")) == 0
+
+
+async def test_commit_queue_full_counts_staged_and_waiting(env: Env) -> None:
+    await env.submit(row("w", due=NOW + 100), max_size=4)
+    assert await env.stage("b1", row("a"), row("b"), max_size=4) == (OK, 0)
+    assert await env.commit("b1", row("c"), row("d"), max_size=4) == (QUEUE_FULL, 0)
+    assert await env.client.exists(*(env.qk.task(t) for t in "abcd")) == 0
+    assert await env.client.exists(env.qk.staging("b1")) == 0
+    assert await env.ready() == []
+    assert [m for m, _ in await env.scheduled()] == ["w"]
+
+
+async def test_commit_exactly_max_size_fits(env: Env) -> None:
+    assert await env.stage("b1", row("a"), row("b"), max_size=3) == (OK, 0)
+    assert await env.commit("b1", row("c"), max_size=3) == (OK, 0)
+    assert await env.ready() == ["a", "b", "c"]
+
+
+async def test_commit_with_expired_staged_chunk_publishes_nothing(env: Env) -> None:
+    assert await env.stage("b1", row("a"), row("b")) == (OK, 0)
+    await env.client.delete(env.qk.task("a"))  # as if its staging ttl ran out
+    assert await env.commit("b1", row("c")) == (NOT_FOUND, 0)
+    assert await env.client.exists(env.qk.task("b"), env.qk.task("c")) == 0
+    assert await env.client.exists(env.qk.staging("b1")) == 0
+    assert await env.ready() == []
+
+
+async def test_batches_are_independent(env: Env) -> None:
+    assert await env.stage("b1", row("a")) == (OK, 0)
+    assert await env.stage("b2", row("z")) == (OK, 0)
+    assert await env.commit("b2") == (OK, 0)
+    assert await env.ready() == ["z"]
+    assert await env.client.lrange(env.qk.staging("b1"), 0, -1) == [b"a"]

@@ -13,13 +13,18 @@ import re
 import socket
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from .exceptions import InvalidArgumentError
 
 __all__ = ["create_client", "is_memory_url", "mask_url"]
 
 _memory_servers: dict[str, Any] = {}
+
+# Connections one manager may open; callers beyond it wait up to POOL_WAIT seconds for one to
+# come free (redis-py's default pool raises at once instead).
+MAX_CONNECTIONS = 256
+POOL_WAIT = 30.0
 
 
 def is_memory_url(url: str) -> bool:
@@ -76,12 +81,28 @@ def create_client(url: str, socket_timeout: float | None = None) -> Redis:
         return _memory_client(url)
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise InvalidArgumentError(f"unsupported redis_url scheme: {mask_url(url)!r}")
-    return Redis.from_url(
-        url,
-        decode_responses=False,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=10.0,
-        socket_keepalive=True,
-        socket_keepalive_options=_keepalive_options(),
-        health_check_interval=30,
-    )
+    kwargs: dict[str, Any] = {
+        "decode_responses": False,
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": 10.0,
+        "health_check_interval": 30,
+        "max_connections": MAX_CONNECTIONS,
+        "timeout": POOL_WAIT,
+    }
+    if not url.startswith("unix://"):
+        kwargs["socket_keepalive"] = True
+        kwargs["socket_keepalive_options"] = _keepalive_options()
+    kwargs.update(_no_maintenance_notifications())
+    pool = BlockingConnectionPool.from_url(url, **kwargs)
+    return Redis.from_pool(pool)
+
+
+def _no_maintenance_notifications() -> dict[str, Any]:
+    """redis-py >= 7 skips its stale-connection check while "maintenance notifications" are on
+    (the default), so a connection the server closed (failover, CLIENT KILL, a proxy) would be
+    reused and fail once. kew turns them off where redis-py has them."""
+    try:
+        from redis.maint_notifications import MaintNotificationsConfig
+    except ImportError:  # redis-py 5 / 6
+        return {}
+    return {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from .background import spawn
 from .clock import Clock, real_sleep
 from .exceptions import KewConnectionError, SerializationError, TaskQueueError
-from .execution import AttemptTimeout, run_attempt
+from .execution import AttemptTimeout, is_async_callable, run_attempt
 from .hooks import Hooks
 from .keys import QueueKeys
 from .models import QueueConfig, TaskInfo, TaskStatus
@@ -66,6 +66,8 @@ class _Run:
     info: TaskInfo
     task: asyncio.Task[None] | None = None
     lease_lost: bool = False
+    in_thread: bool = False  # a sync function: its thread cannot be cancelled
+    writing_outcome: bool = False  # complete/fail is on its way to Redis
 
 
 @dataclass
@@ -143,27 +145,46 @@ class QueueWorker:
         tasks = [r.task for r in self._runs.values() if r.task is not None]
         if tasks and wait and timeout > 0:
             await asyncio.wait(tasks, timeout=timeout)
-        leftover = [r for r in self._runs.values() if r.task is not None and not r.task.done()]
-        owned = [(r.claimed.task_id, r.claimed.fence) for r in leftover]
-        for run in leftover:
-            assert run.task is not None
-            run.task.cancel()
-        if leftover:
-            await asyncio.wait([r.task for r in leftover if r.task is not None], timeout=5.0)
-        if owned:
-            try:
-                handed = await self.store.release(self.keys, owned)
-                logger.info(
-                    "kew: queue %s handed %d running task(s) back", self.config.name, handed
-                )
-            except TaskQueueError:
-                logger.exception("kew: could not hand tasks back; their leases will expire")
+        await self._hand_back_leftovers()
         if self._renew_task is not None:
             self._renew_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._renew_task
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _hand_back_leftovers(self) -> None:
+        """Cancel the runs still going and hand their tasks back to the ready set at once.
+
+        Runs already writing their outcome are let finish (cancelling them could requeue a task
+        whose result is being stored). Sync functions cannot be stopped inside their thread, so
+        their tasks are not handed back: their leases expire after ``lease_timeout`` and another
+        process runs them then, by which time this process has usually exited.
+        """
+        leftover = [r for r in self._runs.values() if r.task is not None and not r.task.done()]
+        to_cancel = [r for r in leftover if not r.writing_outcome]
+        hand_back = [(r.claimed.task_id, r.claimed.fence) for r in to_cancel if not r.in_thread]
+        threads = len(to_cancel) - len(hand_back)
+        for run in to_cancel:
+            assert run.task is not None
+            run.task.cancel()
+        if leftover:
+            await asyncio.wait([r.task for r in leftover if r.task is not None], timeout=5.0)
+        if threads:
+            logger.warning(
+                "kew: %d sync task(s) of %s still run in threads; not handed back, their "
+                "leases expire in %.0f s",
+                threads,
+                self.config.name,
+                self.settings.lease_timeout,
+            )
+        if not hand_back:
+            return
+        try:
+            handed = await self.store.release(self.keys, hand_back)
+            logger.info("kew: queue %s handed %d running task(s) back", self.config.name, handed)
+        except TaskQueueError:
+            logger.exception("kew: could not hand tasks back; their leases will expire")
 
     # -- claiming -----------------------------------------------------------------------------
 
@@ -278,6 +299,7 @@ class QueueWorker:
             try:
                 func = decode_function(claimed.func)
                 args, kwargs = decode_args(claimed.args)
+                run.in_thread = not is_async_callable(func)
                 value = await run_attempt(
                     func, args, kwargs, self.config.task_timeout, self._executor_factory
                 )
@@ -301,6 +323,7 @@ class QueueWorker:
             self._slot_freed.set()
 
     async def _complete(self, run: _Run, value: Any, encoded: bytes) -> None:
+        run.writing_outcome = True
         code = await self._ack(run.claimed, encoded)
         if code != 0:
             logger.warning("kew: result of %s dropped: lease lost", run.claimed.task_id)
@@ -315,6 +338,7 @@ class QueueWorker:
 
     async def _fail(self, run: _Run, exc: BaseException) -> None:
         claimed, info, cfg = run.claimed, run.info, self.config
+        run.writing_outcome = True
         now = self.clock.now()
         retry = should_retry(claimed.retries, cfg.max_retries) and not isinstance(
             exc, SerializationError

@@ -25,11 +25,9 @@ from .exceptions import (
     InvalidArgumentError,
     QueueNotFoundError,
     QueueProcessorError,
-    ScriptCode,
     TaskNotFoundError,
     TaskQueueError,
     TaskTimeoutError,
-    error_for_code,
 )
 from .hooks import Hooks
 from .keys import QueueKeys
@@ -37,9 +35,9 @@ from .models import QueueConfig, TaskInfo, TaskStatus
 from .queue import Queue
 from .scheduling import to_ms
 from .serialization import decode_result
-from .settings import STAGING_TTL, ManagerSettings
+from .settings import ManagerSettings
 from .store import RedisStore
-from .submission import SubmitCoalescer, TaskRow, build_row, rows_from_dicts
+from .submission import SubmitCoalescer, TaskRow, build_row, rows_from_dicts, submit_batch
 from .worker import QueueWorker
 
 __all__ = ["TaskQueueManager"]
@@ -323,30 +321,9 @@ class TaskQueueManager:
         rows = rows_from_dicts(now, tasks)
         if not rows:
             return []
-        if len(rows) > queue.config.max_size:
-            raise QueueProcessorError(
-                f"queue {queue.name!r} is full: batch of {len(rows)} exceeds max_size"
-            )
-        chunk = self.settings.submit_chunk
-        batch_id = uuid.uuid4().hex
-        for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
-            args = [r.script_args() for r in part]
-            code, index = await store.submit_atomic(
-                queue.keys,
-                to_ms(now),
-                queue.config.max_size,
-                args,
-                batch_id=batch_id,
-                final=start + chunk >= len(rows),
-                staging_ttl_ms=to_ms(STAGING_TTL),
-            )
-            if code == ScriptCode.NOT_FOUND:
-                raise QueueProcessorError("batch aborted: a staged chunk expired before commit")
-            subject = part[index - 1].task_id if index > 0 else queue.name
-            err = error_for_code(code, subject)
-            if err is not None:
-                raise err
+        await submit_batch(
+            store, queue.keys, queue.config.max_size, rows, to_ms(now), self.settings.submit_chunk
+        )
         return [self._info_for(queue.name, r, now) for r in rows]
 
     # -- reading ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ outcome.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from .background import spawn
 from .exceptions import (
     InvalidArgumentError,
+    QueueProcessorError,
     ScriptCode,
     TaskAlreadyExistsError,
     TaskQueueError,
@@ -25,9 +27,17 @@ from .keys import QueueKeys
 from .models import QueuePriority, coerce_priority
 from .scheduling import due_time, to_ms
 from .serialization import encode_args, encode_function
+from .settings import STAGING_TTL
 from .store import RedisStore
 
-__all__ = ["BATCH_KEYS", "SubmitCoalescer", "TaskRow", "build_row", "rows_from_dicts"]
+__all__ = [
+    "BATCH_KEYS",
+    "SubmitCoalescer",
+    "TaskRow",
+    "build_row",
+    "rows_from_dicts",
+    "submit_batch",
+]
 
 BATCH_KEYS = frozenset(
     {"task_id", "task_type", "task_func", "priority", "args", "kwargs", "_defer_by", "_defer_until"}
@@ -122,6 +132,46 @@ def rows_from_dicts(now: float, tasks: Sequence[Mapping[str, Any]]) -> list[Task
         seen.add(row.task_id)
         rows.append(row)
     return rows
+
+
+async def submit_batch(
+    store: RedisStore,
+    keys: QueueKeys,
+    max_size: int,
+    rows: Sequence[TaskRow],
+    now_ms: int,
+    chunk: int,
+) -> None:
+    """Enqueue ``rows`` all-or-nothing, one round trip per ``chunk`` tasks.
+
+    Chunks before the last are staged (written, invisible to workers, expiring after
+    STAGING_TTL); the last one checks capacity for the whole batch and publishes every staged
+    task with its own, or deletes them all.
+
+    Raises:
+        QueueProcessorError: the batch does not fit under ``max_size`` (or a staged chunk
+            expired before the commit).
+        TaskAlreadyExistsError: a task id already exists in the queue.
+    """
+    if len(rows) > max_size:
+        raise QueueProcessorError(f"queue {keys.queue!r} is full: batch of {len(rows)} > max_size")
+    batch_id = uuid.uuid4().hex
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        code, index = await store.submit_atomic(
+            keys,
+            now_ms,
+            max_size,
+            [r.script_args() for r in part],
+            batch_id=batch_id,
+            final=start + chunk >= len(rows),
+            staging_ttl_ms=to_ms(STAGING_TTL),
+        )
+        if code == ScriptCode.NOT_FOUND:
+            raise QueueProcessorError("batch aborted: a staged chunk expired before commit")
+        err = error_for_code(code, part[index - 1].task_id if index > 0 else keys.queue)
+        if err is not None:
+            raise err
 
 
 _MAX_COALESCED = 1000  # most tasks in one coalesced submit call

@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
+from .acks import AckBatcher, retrying
 from .background import spawn
 from .clock import Clock, real_sleep
 from .exceptions import KewConnectionError, SerializationError, TaskQueueError
@@ -36,28 +37,10 @@ __all__ = ["QueueWorker"]
 
 logger = logging.getLogger("kew")
 
-T = TypeVar("T")
-
 
 def error_text(exc: BaseException) -> str:
     """The error kept on a task: ``str(exc)``, or the exception's type name when that is empty."""
     return str(exc) or type(exc).__name__
-
-
-async def _retrying(call: Callable[[], Awaitable[T]], attempts: int = 8) -> T:
-    """Await ``call()``, retrying on connection errors with backoff (0.05 s doubling to 2 s).
-
-    Used for writing a task's outcome: the scripts are safe to repeat (a repeat after a lost
-    reply finds the fence moved on and reports LEASE_LOST instead of writing twice).
-    """
-    delay = 0.05
-    for _ in range(attempts - 1):
-        try:
-            return await call()
-        except KewConnectionError:
-            await real_sleep(delay)
-            delay = min(delay * 2, 2.0)
-    return await call()
 
 
 @dataclass(eq=False)
@@ -68,12 +51,6 @@ class _Run:
     lease_lost: bool = False
     in_thread: bool = False  # a sync function: its thread cannot be cancelled
     writing_outcome: bool = False  # complete/fail is on its way to Redis
-
-
-@dataclass
-class _AckBatch:
-    items: list[tuple[str, bytes, bytes]] = field(default_factory=list)
-    futures: list[asyncio.Future[int]] = field(default_factory=list)
 
 
 class QueueWorker:
@@ -105,7 +82,7 @@ class QueueWorker:
         self._loop_task: asyncio.Task[None] | None = None
         self._renew_task: asyncio.Task[None] | None = None
         self._idle_waiters: list[asyncio.Future[Any]] = []
-        self._acks: _AckBatch | None = None
+        self._acks = AckBatcher(store, keys, clock, settings.retention)
         self._executor: ThreadPoolExecutor | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -324,7 +301,7 @@ class QueueWorker:
 
     async def _complete(self, run: _Run, value: Any, encoded: bytes) -> None:
         run.writing_outcome = True
-        code = await self._ack(run.claimed, encoded)
+        code = await self._acks.ack(run.claimed.task_id, run.claimed.fence, encoded)
         if code != 0:
             logger.warning("kew: result of %s dropped: lease lost", run.claimed.task_id)
             return
@@ -345,7 +322,7 @@ class QueueWorker:
         )
         due_ms = to_ms(now + backoff_delay(cfg.retry_delay, claimed.retries + 1)) if retry else 0
         text = error_text(exc)
-        code, _ = await _retrying(
+        code, _ = await retrying(
             lambda: self.store.fail(
                 self.keys,
                 claimed.task_id,
@@ -374,47 +351,6 @@ class QueueWorker:
             self._on_finished(cfg.name, claimed.task_id)
         logger.debug("kew: %s failed (%s): %s", claimed.task_id, info.status.value, text)
         await self.hooks.failed(info, exc)
-
-    # -- batched acknowledgements -------------------------------------------------------------
-
-    async def _ack(self, claimed: ClaimedTask, encoded: bytes) -> int:
-        """Queue one completion; completions of the same tick share one ``complete`` call."""
-        batch = self._acks
-        if batch is None:
-            batch = self._acks = _AckBatch()
-            asyncio.get_running_loop().call_soon(self._flush_acks)
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        batch.items.append((claimed.task_id, claimed.fence, encoded))
-        batch.futures.append(future)
-        return await asyncio.shield(future)
-
-    def _flush_acks(self) -> None:
-        batch, self._acks = self._acks, None
-        if batch is not None:
-            spawn(self._send_acks(batch))
-
-    async def _send_acks(self, batch: _AckBatch) -> None:
-        try:
-            codes = await self._store_acks(batch.items)
-        except Exception as exc:  # deliver the error to every waiting run
-            for f in batch.futures:
-                if not f.done():
-                    f.set_exception(exc)
-            return
-        except BaseException:
-            for f in batch.futures:
-                f.cancel()
-            raise
-        for f, code in zip(batch.futures, codes, strict=True):
-            if not f.done():
-                f.set_result(code)
-
-    async def _store_acks(self, items: list[tuple[str, bytes, bytes]]) -> list[int]:
-        return await _retrying(
-            lambda: self.store.complete(
-                self.keys, to_ms(self.clock.now()), to_ms(self.settings.retention), items
-            )
-        )
 
     # -- leases -------------------------------------------------------------------------------
 

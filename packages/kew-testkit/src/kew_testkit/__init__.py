@@ -17,13 +17,21 @@ from .assertions import (
     assert_task_status,
     describe_task,
 )
-from .backends import Backend, BackendUnavailableError, redis_server
-from .clock import FakeClock, Load
-from .config import TestkitConfig, resolve_config
+from .backends import (
+    Backend,
+    BackendUnavailableError,
+    choose_backend,
+    describe_choice,
+    docker_available,
+    mask_url,
+    redis_server,
+)
+from .clock import FakeClock, Load, Probe
+from .config import BackendName, TestkitConfig, resolve_config
 from .eager import EagerManager, eager_manager, run_to_completion
 from .managers import LeakedTasksError, ManagerFactory, running_task_ids
 from .namespace import delete_namespace, namespace_keys, unique_namespace
-from .redis_server import RedisServer, RedisServerError
+from .redis_server import RedisServer, RedisServerError, find_free_port, redis_server_version
 from .waiting import (
     UnexpectedStatusError,
     drain,
@@ -37,12 +45,14 @@ __version__ = importlib.metadata.version("kew-testkit")
 
 __all__ = [
     "Backend",
+    "BackendName",
     "BackendUnavailableError",
     "EagerManager",
     "FakeClock",
     "LeakedTasksError",
     "Load",
     "ManagerFactory",
+    "Probe",
     "RedisServer",
     "RedisServerError",
     "TestkitConfig",
@@ -51,13 +61,19 @@ __all__ = [
     "assert_task_completed",
     "assert_task_failed",
     "assert_task_status",
+    "choose_backend",
     "delete_namespace",
+    "describe_choice",
     "describe_task",
+    "docker_available",
     "drain",
     "eager_manager",
+    "find_free_port",
     "manager_load",
+    "mask_url",
     "namespace_keys",
     "redis_server",
+    "redis_server_version",
     "resolve_config",
     "run_to_completion",
     "running_task_ids",

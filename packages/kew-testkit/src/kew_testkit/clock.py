@@ -13,6 +13,9 @@ step lets the event loop run until it is quiet, so a chain of retries (1 s, then
 runs at its exact virtual times even inside one large ``advance``. "Quiet" means: no sleeper was
 added or woken for a short real-time window, and every watched probe (see :meth:`FakeClock.watch`,
 which the testkit's manager fixtures use) reports that no due work is waiting to be picked up.
+A step is cheaper when it is trivial: every woken sleeper went straight back to sleep, no sleep
+was cancelled and nobody else read the time (a lease-renewal tick with nothing to renew), so
+advancing by days costs milliseconds per thousand such ticks.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
-__all__ = ["DEFAULT_QUIET_PERIOD", "DEFAULT_SETTLE_TIMEOUT", "FakeClock", "Load", "Probe"]
+__all__ = ["FakeClock", "Load", "Probe"]
 
 DEFAULT_QUIET_PERIOD: Final = 0.01
 DEFAULT_SETTLE_TIMEOUT: Final = 5.0
@@ -97,14 +100,31 @@ class FakeClock:
         self._activity = 0
         self._probes: list[Probe] = []
         self._lock: asyncio.Lock | None = None
+        # for telling a trivial step (woken sleepers went straight back to sleep) from real work
+        self._reads = 0  # now() calls, except those of the task that runs advance()
+        self._parks = 0  # sleeps started
+        self._cancels = 0  # sleeps cancelled
+        self._advancer: asyncio.Task[Any] | None = None
+        self._last_load = Load.DUE  # what the probes said last; unknown at first
 
     def now(self) -> float:
         """Return the virtual time in seconds since the epoch (float)."""
+        self._count_read()
         return self._now_ns / _NS
 
     def monotonic(self) -> float:
         """Return the virtual time (seconds); it never goes backwards."""
+        self._count_read()
         return self._now_ns / _NS
+
+    def _count_read(self) -> None:
+        if self._advancer is not None:
+            try:
+                if asyncio.current_task() is self._advancer:
+                    return  # the probes' own reads
+            except RuntimeError:  # no running loop
+                pass
+        self._reads += 1
 
     async def sleep(self, seconds: float) -> None:
         """Wait until virtual time reaches ``now() + seconds``; only :meth:`advance` gets there.
@@ -124,8 +144,12 @@ class FakeClock:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         deadline = self._now_ns + _to_ns(seconds) if math.isfinite(seconds) else _FOREVER
         heapq.heappush(self._sleepers, _Sleeper(deadline, next(self._seq), future))
+        self._parks += 1
         try:
             await future
+        except asyncio.CancelledError:
+            self._cancels += 1
+            raise
         finally:
             self._activity += 1
 
@@ -164,9 +188,11 @@ class FakeClock:
     async def advance(self, seconds: float) -> None:
         """Move virtual time forward by ``seconds``, waking sleepers in deadline order.
 
-        At each sleeper deadline up to the target, time stops at that deadline, the sleepers due
-        are woken and the loop runs until quiet (bounded by ``settle_timeout`` real seconds);
-        then time is set to the target and the loop settles once more.
+        First the loop settles at the current time (work already in flight, such as a worker
+        going back to sleep, finishes before time moves). Then, at each sleeper deadline up to
+        the target, time stops at that deadline, the sleepers due are woken and the loop runs
+        until quiet (each settle bounded by ``settle_timeout`` real seconds); finally time is set
+        to the target and the loop settles once more.
 
         Args:
             seconds: virtual seconds (float >= 0).
@@ -176,7 +202,8 @@ class FakeClock:
         """
         if not (seconds >= 0 and math.isfinite(seconds)):
             raise ValueError(f"can only advance by a finite >= 0 seconds, got {seconds!r}")
-        await self._advance_to_ns(self._now_ns + _to_ns(seconds))
+        delta = _to_ns(seconds)
+        await self._advance(lambda: self._now_ns + delta)
 
     async def advance_to(self, when: float) -> None:
         """Move virtual time forward to ``when`` (epoch seconds); see :meth:`advance`.
@@ -190,30 +217,50 @@ class FakeClock:
         """
         if not math.isfinite(when):
             raise ValueError(f"can only advance to a finite time, got {when!r}")
-        await self._advance_to_ns(_to_ns(when))
+        target_ns = _to_ns(when)
+        await self._advance(lambda: target_ns)
 
-    async def _advance_to_ns(self, target: int) -> None:
+    async def _advance(self, target_of: Callable[[], int]) -> None:
         if self._lock is None:
             self._lock = asyncio.Lock()
-        async with self._lock:
-            while (deadline := self._next_ns()) is not None and deadline <= target:
-                self._now_ns = max(self._now_ns, deadline)
-                self._wake_due()
+        async with self._lock:  # a second advance starts where the first one ended
+            self._advancer = asyncio.current_task()
+            try:
+                await self.settle()  # work already in flight finishes at the current time
+                target = target_of()
+                while (deadline := self._next_ns()) is not None and deadline <= target:
+                    self._now_ns = max(self._now_ns, deadline)
+                    await self._step()
+                self._now_ns = max(self._now_ns, target)
                 await self.settle()
-            self._now_ns = max(self._now_ns, target)
-            await self.settle()
+            finally:
+                self._advancer = None
+
+    async def _step(self) -> None:
+        """Wake the sleepers due now, then settle (early when the step was trivial)."""
+        reads, parks, cancels = self._reads, self._parks, self._cancels
+        woken = self._wake_due()
+
+        def trivial() -> bool:
+            untouched = (self._reads, self._cancels) == (reads, cancels)
+            return untouched and self._parks - parks >= woken
+
+        await self._settle(trivial)
 
     def _next_ns(self) -> int | None:
         while self._sleepers and self._sleepers[0].future.done():
             heapq.heappop(self._sleepers)
         return self._sleepers[0].deadline if self._sleepers else None
 
-    def _wake_due(self) -> None:
+    def _wake_due(self) -> int:
+        woken = 0
         while self._sleepers and self._sleepers[0].deadline <= self._now_ns:
             sleeper = heapq.heappop(self._sleepers)
             if not sleeper.future.done():
                 sleeper.future.set_result(None)
                 self._activity += 1
+                woken += 1
+        return woken
 
     async def _load(self) -> Load:
         worst = Load.IDLE
@@ -223,6 +270,7 @@ class FakeClock:
             except Exception:
                 load = Load.IDLE
             worst = max(worst, load, key=lambda x: x.value)
+        self._last_load = worst
         return worst
 
     async def settle(self, timeout: float | None = None) -> None:
@@ -232,19 +280,30 @@ class FakeClock:
         Args:
             timeout: real seconds (float); None (default) uses ``settle_timeout``.
         """
+        await self._settle(None, timeout)
+
+    async def _settle(
+        self, trivial: Callable[[], bool] | None, timeout: float | None = None
+    ) -> None:
+        """Settle; return early once ``trivial()`` says the step woke nothing but sleepers that
+        went straight back to sleep without reading the time, and every probe is idle."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.settle_timeout if timeout is None else timeout)
         quiet_since: float | None = None
         while loop.time() < deadline:
-            mark = self._activity
+            mark, started = self._activity, loop.time()
             for _ in range(_YIELDS_PER_ROUND):
                 await asyncio.sleep(0)
+                if trivial is not None and self._last_load is Load.IDLE and trivial():
+                    return  # nothing read the time: the probes cannot have changed their minds
             load = await self._load()
+            if trivial is not None and load is Load.IDLE and trivial():
+                return
             await asyncio.sleep(self.quiet_period / 2)  # real time: let replies from Redis land
             if mark != self._activity or load is Load.DUE:
                 quiet_since = None
                 continue
-            quiet_since = loop.time() if quiet_since is None else quiet_since
+            quiet_since = started if quiet_since is None else quiet_since
             needed = self.quiet_period * (1 if load is Load.IDLE else _BUSY_QUIET_FACTOR)
             if loop.time() - quiet_since >= needed:
                 return

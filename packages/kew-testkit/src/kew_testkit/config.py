@@ -23,15 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, cast
 
-__all__ = [
-    "BACKENDS",
-    "DEFAULT_REDIS_IMAGE",
-    "DEFAULT_REDIS_SERVER",
-    "DEFAULT_STARTUP_TIMEOUT",
-    "BackendName",
-    "TestkitConfig",
-    "resolve_config",
-]
+__all__ = ["BackendName", "TestkitConfig", "resolve_config"]
 
 BackendName = Literal["auto", "redis", "docker", "memory", "url"]
 BACKENDS: Final[tuple[BackendName, ...]] = ("auto", "redis", "docker", "memory", "url")

@@ -20,10 +20,14 @@ from .clock import FakeClock
 from .namespace import delete_namespace, unique_namespace
 from .waiting import wait_until, watch_manager
 
-__all__ = ["DEFAULT_LEAK_GRACE", "LeakedTasksError", "ManagerFactory", "running_task_ids"]
+__all__ = ["LeakedTasksError", "ManagerFactory", "running_task_ids"]
 
 DEFAULT_LEAK_GRACE: Final = 1.0
 DEFAULT_SHUTDOWN_TIMEOUT: Final = 5.0
+# On a FakeClock an idle worker still wakes every ``idle_wait`` virtual seconds with nothing to do;
+# each such wake costs a real settle in FakeClock.advance. Due tasks wake it through the clock and
+# submits through Redis, so a long cap loses nothing and makes advancing by days cheap.
+FAKE_CLOCK_IDLE_WAIT: Final = 3600.0
 
 
 class LeakedTasksError(AssertionError):
@@ -68,8 +72,10 @@ class ManagerFactory:
     Args:
         redis_url: the Redis every manager uses (``memory://`` included).
         namespace: the namespace managers get by default; None (default) picks a unique one.
-        clock: a clock for every manager (a FakeClock is also watched, see
-            :func:`~kew_testkit.watch_manager`); None (default) keeps kew's system clock.
+        clock: a clock for every manager; None (default) keeps kew's system clock. A FakeClock
+            is also watched (see :func:`~kew_testkit.watch_manager`), and its managers get
+            ``idle_wait=3600`` unless given one, so that idle workers do not wake every 30
+            virtual seconds for nothing.
         leak_grace: real seconds (float) given to tasks still running at close to finish before
             they count as leaked. Default 1.0.
         shutdown_timeout: seconds (float) passed to ``shutdown(wait=True, timeout=...)``.
@@ -108,6 +114,8 @@ class ManagerFactory:
         kwargs.setdefault("namespace", self.namespace)
         if self.clock is not None:
             kwargs.setdefault("clock", self.clock)
+        if isinstance(kwargs.get("clock"), FakeClock):
+            kwargs.setdefault("idle_wait", FAKE_CLOCK_IDLE_WAIT)
         manager = TaskQueueManager(**kwargs)
         await manager.initialize()
         self.managers.append(manager)
@@ -132,22 +140,29 @@ class ManagerFactory:
         """
         for unwatch in self._unwatch:
             unwatch()
+        self._unwatch.clear()
         leaks = sorted({task for m in self.managers for task in await self._leaks(m)})
-        for manager in self.managers:
-            await manager.shutdown(wait=not leaks, timeout=self.shutdown_timeout)
-        self.managers.clear()
-        client = create_client(self.redis_url)
         try:
-            for namespace in self._namespaces:
-                await delete_namespace(client, namespace)
+            for manager in self.managers:
+                await manager.shutdown(wait=not leaks, timeout=self.shutdown_timeout)
         finally:
-            await client.aclose()
+            self.managers.clear()
+            await self._delete_namespaces()
         if leaks:
             raise LeakedTasksError(
                 f"{len(leaks)} kew task(s) were still running when the test ended: "
                 f"{', '.join(leaks)}; wait for them (wait_for_status, drain) or shut the "
                 "manager down in the test"
             )
+
+    async def _delete_namespaces(self) -> None:
+        client = create_client(self.redis_url)
+        try:
+            for namespace in sorted(self._namespaces):
+                await delete_namespace(client, namespace)
+        finally:
+            await client.aclose()
+        self._namespaces.clear()
 
 
 async def _idle(manager: Any) -> bool:

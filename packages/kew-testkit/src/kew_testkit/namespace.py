@@ -12,7 +12,7 @@ import re
 import uuid
 from typing import Any, Final
 
-__all__ = ["DEFAULT_PREFIX", "delete_namespace", "namespace_keys", "unique_namespace"]
+__all__ = ["delete_namespace", "namespace_keys", "unique_namespace"]
 
 DEFAULT_PREFIX: Final = "kewtest"
 _SCAN_COUNT: Final = 1000

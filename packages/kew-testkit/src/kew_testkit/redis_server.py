@@ -9,7 +9,7 @@ PING, and a stop that also runs when the run is interrupted:
 - SIGTERM / SIGHUP while Python's default handler is in place: a handler stops the servers, then
   lets the signal take its default course;
 - the parent killed outright (SIGKILL): on Linux the server is started with a parent-death signal,
-  so the kernel sends it SIGTERM.
+  so the kernel sends it SIGTERM; its temporary directory is removed by the next start.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ _LOOPBACK: Final = "127.0.0.1"
 _PORT_ATTEMPTS: Final = 3
 _STOP_TIMEOUT: Final = 5.0
 _PR_SET_PDEATHSIG: Final = 1
+_DIR_PREFIX: Final = "kew-redis-"
+_PIDS_FILE: Final = "pids"  # "<owner pid> <server pid>", for the sweep of killed runs
 
 _live: set[RedisServer] = set()
 _live_lock = threading.Lock()
@@ -86,13 +88,21 @@ def redis_server_version(executable: str = "redis-server") -> str | None:
     return match.group(1) if match else None
 
 
-def _ping(host: str, port: int, timeout: float = 0.5) -> bool:
+def _server_pid(host: str, port: int, timeout: float = 0.5) -> int | None:
+    """The ``process_id`` of the Redis answering on ``host:port`` (INFO), or None."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            sock.sendall(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+            reply = b""
+            while b"process_id:" not in reply or not reply.endswith(b"\r\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
     except OSError:
-        return False
+        return None
+    match = re.search(rb"process_id:(\d+)", reply)
+    return int(match.group(1)) if match else None
 
 
 def _parent_death_signal() -> Callable[[], None] | None:
@@ -111,6 +121,32 @@ def _parent_death_signal() -> Callable[[], None] | None:
         prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
     return preexec
+
+
+def _alive(pid: int) -> bool:
+    """True while process ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # Linux: a zombie (killed, not yet reaped) counts as dead
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
+
+
+def _sweep_stale_dirs() -> None:
+    """Remove the directories of servers whose owner and server were both killed outright."""
+    for directory in Path(tempfile.gettempdir()).glob(f"{_DIR_PREFIX}*"):
+        try:
+            pids = [int(p) for p in (directory / _PIDS_FILE).read_text().split()]
+        except (OSError, ValueError):
+            continue
+        if pids and not any(_alive(pid) for pid in pids):
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def _stop_all() -> None:
@@ -211,9 +247,10 @@ class RedisServer:
         if path is None:
             raise RedisServerError(f"no {self.executable!r} binary found on PATH")
         _install_hooks()
+        _sweep_stale_dirs()
         for attempt in range(_PORT_ATTEMPTS):
             self.port = self._fixed_port or find_free_port(self.host)
-            self._dir = Path(tempfile.mkdtemp(prefix="kew-redis-"))
+            self._dir = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX))
             try:
                 self._spawn(path)
                 error = self._wait_ready()
@@ -254,6 +291,7 @@ class RedisServer:
             raise RedisServerError(f"cannot run {path}: {exc}") from exc
         with _live_lock:
             _live.add(self)
+        (self._dir / _PIDS_FILE).write_text(f"{self._owner} {self._proc.pid}\n")
 
     def _wait_ready(self) -> str | None:
         """Wait for PING; None when up, else the reason (with the log's tail)."""
@@ -262,7 +300,7 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 return f"exited with code {self._proc.returncode}; log: {self._log_tail()}"
-            if _ping(self.host, self.port):
+            if _server_pid(self.host, self.port) == self._proc.pid:  # ours, not a squatter
                 return None
             time.sleep(0.01)
         return f"no PING answer within {self.startup_timeout} s; log: {self._log_tail()}"

@@ -9,6 +9,7 @@ loop's clock), so a wait stays bounded even when the manager runs on a fake cloc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final
@@ -18,7 +19,6 @@ from kew.models import TaskInfo, TaskStatus
 from .clock import FakeClock, Load
 
 __all__ = [
-    "DEFAULT_TIMEOUT",
     "UnexpectedStatusError",
     "drain",
     "manager_load",
@@ -127,6 +127,9 @@ async def wait_for_status(
         async with asyncio.timeout(timeout):
             await wait_until(reached, timeout=timeout + 1)
     except TimeoutError:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                last = await manager.get_task_status(task_id)
         raise TimeoutError(
             f"task {task_id!r} did not reach {names} within {timeout} s ({_describe(last)})"
         ) from None

@@ -15,7 +15,7 @@ from typing import Any
 from redis import exceptions as rexc
 from redis.asyncio import Redis
 
-from .connection import mask_url
+from .connection import is_memory_url, mask_url
 from .exceptions import KewConnectionError, TaskQueueError
 from .keys import QueueKeys, namespace_pattern, queues_key
 from .scripts import Script, load_scripts
@@ -79,6 +79,9 @@ class RedisStore:
         self._url = mask_url(url)
         self._scripts = load_scripts()
         self._key_lists: dict[tuple[str, QueueKeys], list[bytes]] = {}
+        # The embedded backend keeps a cancelled BLPOP blocked on its side, where it can take a
+        # later wake-up token; short blocking waits bound that to a second.
+        self._max_block = 1.0 if is_memory_url(url) else None
 
     def _keys(self, script: str, qk: QueueKeys) -> list[bytes]:
         """The KEYS of ``script`` for queue ``qk``, built and encoded once per queue."""
@@ -370,6 +373,8 @@ class RedisStore:
 
     async def wait_for_wake(self, qk: QueueKeys, timeout: float) -> bool:
         """Block until a wake-up token is pushed or ``timeout`` seconds pass; True if woken."""
+        if self._max_block is not None:
+            timeout = min(timeout, self._max_block)
         reply = await self._call(self.client.blpop([qk.wake], timeout=max(0.01, round(timeout, 3))))
         return reply is not None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -82,6 +83,8 @@ class QueueWorker:
         self._loop_task: asyncio.Task[None] | None = None
         self._renew_task: asyncio.Task[None] | None = None
         self._idle_waiters: list[asyncio.Future[Any]] = []
+        self._wake_wait: asyncio.Future[bool] | None = None
+        self._has_runs = asyncio.Event()
         self._acks = AckBatcher(store, keys, clock, settings.retention)
         self._executor: ThreadPoolExecutor | None = None
 
@@ -115,6 +118,8 @@ class QueueWorker:
         self._stopping = True
         for w in self._idle_waiters:
             w.cancel()
+        if self._wake_wait is not None:
+            self._wake_wait.cancel()
         self._slot_freed.set()
         if self._loop_task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -206,39 +211,47 @@ class QueueWorker:
                 continue
             if result.tasks and not result.blocked:
                 continue  # the ready set may have refilled meanwhile; a claim is cheap
-            await self._idle(wait_seconds(now_ms, result.next_due_ms, self.settings.idle_wait))
+            await self._idle(result.next_due_ms)
 
-    async def _idle(self, seconds: float) -> None:
-        """Block until a submit pushes a wake-up token or ``seconds`` pass.
+    async def _idle(self, next_due_ms: int | None) -> None:
+        """Block until a submit pushes a wake-up token or the next due time comes.
 
-        With a virtual clock the Redis wait cannot stand for the clock's time, so the clock's own
-        sleep races it (``FakeClock.advance`` ends that sleep).
+        Real clock: one BLPOP whose timeout is the time to the next due task (capped by
+        ``idle_wait``); a local timer pushes a token at the due time, because Redis checks
+        blocking timeouts only about every 100 ms. Virtual clock: the clock's own sleep races
+        the BLPOP (``FakeClock.advance`` ends it). A BLPOP that loses the race is kept for the
+        next wait rather than cancelled: a cancelled BLPOP may stay blocked on the server side
+        (the embedded backend) and swallow a later token.
         """
+        now_ms = to_ms(self.clock.now())
         virtual = self.clock.is_virtual
-        blocking = self.settings.idle_wait if virtual else seconds
-        waiters: list[asyncio.Future[Any]] = [
-            asyncio.ensure_future(self.store.wait_for_wake(self.keys, blocking))
-        ]
+        if virtual:
+            seconds = math.inf if next_due_ms is None else max(0.0, (next_due_ms - now_ms) / 1e3)
+        else:
+            seconds = wait_seconds(now_ms, next_due_ms, self.settings.idle_wait)
+        if self._wake_wait is None:
+            blocking = self.settings.idle_wait if virtual else seconds
+            self._wake_wait = asyncio.ensure_future(self.store.wait_for_wake(self.keys, blocking))
+        waiters: list[asyncio.Future[Any]] = [self._wake_wait]
         timer: asyncio.TimerHandle | None = None
         if virtual:
             waiters.append(asyncio.ensure_future(self.clock.sleep(seconds)))
         elif seconds < self.settings.idle_wait:
-            # Redis checks blocking timeouts only about every 100 ms (hz 10): for a due time, a
-            # token pushed by a local timer ends the wait on time.
             timer = asyncio.get_running_loop().call_later(seconds, self._push_wake)
         self._idle_waiters = waiters
         try:
-            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
             if timer is not None:
                 timer.cancel()
-            for w in waiters:
+            for w in waiters[1:]:
                 w.cancel()
             self._idle_waiters = []
-        for w in done:
-            if not w.cancelled() and isinstance(w.exception(), KewConnectionError):
+        if self._wake_wait.done():
+            wake, self._wake_wait = self._wake_wait, None
+            if not wake.cancelled() and isinstance(wake.exception(), KewConnectionError):
                 logger.warning(
-                    "kew: wake-up wait on %s failed: %s", self.config.name, w.exception()
+                    "kew: wake-up wait on %s failed: %s", self.config.name, wake.exception()
                 )
                 await real_sleep(0.5)
 
@@ -266,6 +279,7 @@ class QueueWorker:
         )
         run = _Run(claimed, info)
         self._runs[claimed.task_id] = run
+        self._has_runs.set()
         run.task = asyncio.create_task(self._execute(run), name=f"kew-task:{claimed.task_id}")
 
     async def _execute(self, run: _Run) -> None:
@@ -356,6 +370,9 @@ class QueueWorker:
 
     async def _renew_loop(self) -> None:
         while True:
+            if not self._runs:
+                self._has_runs.clear()
+                await self._has_runs.wait()
             await self.clock.sleep(self.settings.renew_interval)
             owned = [(r.claimed.task_id, r.claimed.fence) for r in self._runs.values()]
             if not owned:

@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .breaker import RedisCircuitBreaker
 from .clock import Clock, SystemClock
+from .context import TaskContext, current_task
 from .exceptions import (
     InvalidArgumentError,
     KewConnectionError,
@@ -42,6 +43,7 @@ __all__ = [
     "SerializationError",
     "SystemClock",
     "TaskAlreadyExistsError",
+    "TaskContext",
     "TaskInfo",
     "TaskNotFoundError",
     "TaskQueueError",
@@ -49,4 +51,5 @@ __all__ = [
     "TaskStatus",
     "TaskTimeoutError",
     "__version__",
+    "current_task",
 ]

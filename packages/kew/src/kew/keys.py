@@ -8,8 +8,10 @@ All keys start with the manager's namespace. Every key of a queue carries the qu
     kew:{orders}:scheduled      ZSET  deferred and retry-waiting ids, score = due time (ms)
     kew:{orders}:leased         ZSET  claimed ids, score = lease expiry (ms)
     kew:{orders}:wake           LIST  wake-up token for idle workers (at most one element)
-    kew:{orders}:meta           HASH  sequence counter, queue config snapshot
+    kew:{orders}:meta           HASH  sequence counter, paused flag
     kew:{orders}:breaker        HASH  circuit breaker: state, failures, opened_at, probe_at
+    kew:{orders}:rate           HASH  token bucket of the rate limit: tokens, ts
+    kew:{orders}:dead           ZSET  dead letters (failed for good) by failure time (ms)
     kew:{orders}:events         channel: "<status> <task id>" when a task finishes
     kew:{orders}:staging:<id>   LIST  ids of a batch being written in chunks (all-or-nothing)
     kew:{orders}:task:<id>      HASH  one task (fields: see models.TaskInfo.from_hash)
@@ -73,6 +75,14 @@ class QueueKeys:
     @property
     def breaker(self) -> str:
         return f"{self.base}:breaker"
+
+    @property
+    def rate(self) -> str:
+        return f"{self.base}:rate"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.base}:dead"
 
     @property
     def events(self) -> str:

@@ -17,6 +17,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
+from .admin import AdminMixin
 from .breaker import RedisCircuitBreaker
 from .clock import Clock, SystemClock
 from .connection import create_client
@@ -47,7 +48,7 @@ logger = logging.getLogger("kew")
 _RECHECK_INTERVAL = 5.0  # seconds: wait_for_task re-reads the record if no event arrived
 
 
-class TaskQueueManager:
+class TaskQueueManager(AdminMixin):
     """Creates queues, accepts tasks and runs them in this process's event loop.
 
     Any number of managers (in any number of processes) sharing one Redis and one namespace
@@ -69,6 +70,8 @@ class TaskQueueManager:
         retention: seconds finished tasks' records and results are kept (default 86400).
         idle_wait: longest blocking wait of an idle worker, seconds (default 30).
         submit_chunk: tasks per round trip in ``submit_tasks`` (default 1000).
+        dead_letter_retention: seconds tasks that failed for good stay in the dead-letter set
+            (default: ``retention``).
 
     Raises:
         InvalidArgumentError: a hook is not callable, or a setting is out of range.
@@ -88,6 +91,7 @@ class TaskQueueManager:
         retention: float = 86_400.0,
         idle_wait: float = 30.0,
         submit_chunk: int = 1000,
+        dead_letter_retention: float | None = None,
     ) -> None:
         if not isinstance(redis_url, str) or "://" not in redis_url:
             raise InvalidArgumentError(f"redis_url must be a URL string, got {redis_url!r}")
@@ -412,7 +416,8 @@ class TaskQueueManager:
         Keys: name, priority, max_workers, max_size, current_workers (running in this process),
         queued_tasks (waiting: ready + deferred + retry-waiting), ready, scheduled,
         scheduled_due (deferred tasks already due), processing (running in any process),
-        circuit_breaker_status ("closed" | "open" | "half-open"), circuit_breaker_failures.
+        circuit_breaker_status ("closed" | "open" | "half-open"), circuit_breaker_failures,
+        paused (bool), dead_letters (tasks failed for good, kept for inspection).
 
         Raises:
             QueueNotFoundError: unknown queue.
@@ -435,6 +440,8 @@ class TaskQueueManager:
             "processing": counts["leased"],
             "circuit_breaker_status": breaker["state"],
             "circuit_breaker_failures": breaker["failures"],
+            "paused": bool(counts["paused"]),
+            "dead_letters": counts["dead"],
         }
 
     async def cleanup(self) -> int:

@@ -27,18 +27,19 @@ class QueuePriority(enum.Enum):
 
 class TaskStatus(enum.Enum):
     """Lifecycle of a task. QUEUED covers ready and deferred tasks; RETRY is a task waiting for
-    its backoff after a failed attempt; COMPLETED and FAILED are terminal."""
+    its backoff after a failed attempt; COMPLETED, FAILED and CANCELLED are terminal."""
 
     QUEUED = "queued"
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
     RETRY = "retry"
+    CANCELLED = "cancelled"
 
     @property
     def is_terminal(self) -> bool:
-        """True for COMPLETED and FAILED."""
-        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED)
+        """True for COMPLETED, FAILED and CANCELLED."""
+        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
 
 
 def _check_name(kind: str, value: object) -> str:
@@ -111,6 +112,14 @@ class QueueConfig:
         max_retries: retries after the first failed attempt (int >= 0, default 0).
         retry_delay: base backoff in seconds; retry n waits ``retry_delay * 2**(n-1)``
             (float >= 0, default 1.0).
+        global_max_workers: limit of tasks of this queue running at once in the whole fleet
+            (all processes on the Redis), next to the per-process ``max_workers`` (int >= 1,
+            default None: no fleet-wide limit).
+        rate_limit: most tasks started per ``rate_period`` across all processes (token
+            bucket enforced in the claim script; int >= 1, default None: no limit).
+        rate_period: seconds of the rate limit's window (float > 0, default 1.0).
+        rate_burst: tokens the bucket holds, i.e. tasks that may start at once after a quiet
+            spell (int >= 1, default ``rate_limit``).
 
     Raises:
         InvalidArgumentError: (a ValueError) for any value of the wrong type or out of range.
@@ -125,6 +134,10 @@ class QueueConfig:
     circuit_breaker_reset_timeout: float = 60
     max_retries: int = 0
     retry_delay: float = 1.0
+    global_max_workers: int | None = None
+    rate_limit: int | None = None
+    rate_period: float = 1.0
+    rate_burst: int | None = None
 
     def __post_init__(self) -> None:
         _check_name("queue name", self.name)
@@ -138,6 +151,19 @@ class QueueConfig:
         )
         _check_int("max_retries", self.max_retries, 0)
         _check_seconds("retry_delay", self.retry_delay, positive=False)
+        if self.global_max_workers is not None:
+            _check_int("global_max_workers", self.global_max_workers, 1)
+        if self.rate_limit is not None:
+            _check_int("rate_limit", self.rate_limit, 1)
+        _check_seconds("rate_period", self.rate_period, positive=True)
+        if self.rate_burst is not None:
+            _check_int("rate_burst", self.rate_burst, 1)
+
+    def claim_limits(self) -> tuple[int, int, int, int]:
+        """(fleet-wide max running, rate, period in ms, burst) for the claim script; 0: none."""
+        rate = self.rate_limit or 0
+        burst = self.rate_burst if self.rate_burst is not None else rate
+        return (self.global_max_workers or 0, rate, max(1, round(self.rate_period * 1000)), burst)
 
 
 def _ts(value: bytes | None) -> datetime | None:
@@ -155,6 +181,8 @@ class TaskInfo:
     value once COMPLETED; ``error`` the text of the last error (``str(exc)``, or the exception's
     type name when that is empty). ``retry_count`` counts failed attempts that were retried.
     ``due_time`` is when a QUEUED/RETRY task becomes ready (None when ready now).
+    ``attempts`` counts runs started; ``errors`` holds the error of every failed attempt, oldest
+    first; ``progress``/``progress_message`` are what the task last reported.
     """
 
     task_id: str
@@ -170,7 +198,9 @@ class TaskInfo:
     retry_count: int = 0
     due_time: datetime | None = None
     attempts: int = 0
-    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    errors: list[str] = field(default_factory=list)
+    progress: float | None = None
+    progress_message: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict (times as ISO 8601 strings, status as its value)."""
@@ -191,6 +221,9 @@ class TaskInfo:
             "error": self.error,
             "retry_count": self.retry_count,
             "attempts": self.attempts,
+            "errors": list(self.errors),
+            "progress": self.progress,
+            "progress_message": self.progress_message,
         }
 
     @classmethod
@@ -222,4 +255,7 @@ class TaskInfo:
             retry_count=int(fields.get(b"retries") or 0),
             due_time=_ts(due) if status in (TaskStatus.QUEUED, TaskStatus.RETRY) else None,
             attempts=int(fields.get(b"attempts") or 0),
+            errors=(s(b"errors") or "").split("\x1e") if fields.get(b"errors") else [],
+            progress=float(fields[b"progress"]) if b"progress" in fields else None,
+            progress_message=s(b"progress_message"),
         )

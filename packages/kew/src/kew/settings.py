@@ -51,6 +51,8 @@ class ManagerSettings:
             counted from when it finished (default 86400 = 24 h).
         idle_wait: longest blocking wait of an idle worker in seconds (default 30).
         submit_chunk: tasks per round trip in ``submit_tasks`` (default 1000).
+        dead_letter_retention: seconds a task that failed for good is kept in its queue's
+            dead-letter set, counted from its failure (default: ``retention``).
 
     Raises:
         InvalidArgumentError: a value of the wrong type or out of range.
@@ -61,6 +63,7 @@ class ManagerSettings:
     retention: float = DEFAULT_RETENTION
     idle_wait: float = DEFAULT_IDLE_WAIT
     submit_chunk: int = DEFAULT_SUBMIT_CHUNK
+    dead_letter_retention: float | None = None
 
     def __post_init__(self) -> None:
         ns = self.namespace
@@ -68,7 +71,9 @@ class ManagerSettings:
             raise InvalidArgumentError(
                 f"namespace must be a non-empty str without braces or whitespace, got {ns!r}"
             )
-        for name in ("lease_timeout", "retention", "idle_wait"):
+        if self.dead_letter_retention is None:
+            object.__setattr__(self, "dead_letter_retention", self.retention)
+        for name in ("lease_timeout", "retention", "idle_wait", "dead_letter_retention"):
             object.__setattr__(self, name, _positive(name, getattr(self, name)))
         if self.retention < 0.001:
             raise InvalidArgumentError(f"retention must be >= 0.001 s, got {self.retention}")
@@ -77,6 +82,13 @@ class ManagerSettings:
         chunk = self.submit_chunk
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
             raise InvalidArgumentError(f"submit_chunk must be an int >= 1, got {chunk!r}")
+
+    @property
+    def dead_letter_ttl(self) -> float:
+        """Seconds dead letters are kept (``dead_letter_retention``, else ``retention``)."""
+        return (
+            self.dead_letter_retention if self.dead_letter_retention is not None else self.retention
+        )
 
     @property
     def renew_interval(self) -> float:

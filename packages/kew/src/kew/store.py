@@ -27,12 +27,27 @@ Arg = str | bytes | int | float
 # The KEYS each script takes, in order (see the header comment of each lua/*.lua file).
 _SCRIPT_KEYS = {
     "submit": lambda k: [k.ready, k.scheduled, k.wake, k.meta, k.task_prefix, k.staging("-")],
-    "claim": lambda k: [k.ready, k.scheduled, k.leased, k.wake, k.meta, k.breaker, k.task_prefix],
+    "claim": lambda k: [
+        k.ready,
+        k.scheduled,
+        k.leased,
+        k.wake,
+        k.meta,
+        k.breaker,
+        k.task_prefix,
+        k.rate,
+    ],
     "extend": lambda k: [k.leased, k.task_prefix],
-    "complete": lambda k: [k.leased, k.breaker, k.task_prefix, k.events, k.wake],
+    "complete": lambda k: [k.leased, k.breaker, k.task_prefix, k.events, k.wake, k.ready],
+    "fail": lambda k: [k.leased, k.scheduled, k.wake, k.breaker, k.events, k.dead, k.ready],
+    "cancel": lambda k: [k.ready, k.scheduled, k.leased, k.events, k.wake],
     "release": lambda k: [k.leased, k.ready, k.wake, k.meta, k.task_prefix],
     "breaker_failure": lambda k: [k.breaker],
     "breaker_reset": lambda k: [k.breaker, k.wake],
+    "pause": lambda k: [k.meta, k.wake, k.ready],
+    "requeue_dead": lambda k: [k.dead, k.ready, k.meta, k.wake, k.task_prefix],
+    "purge_dead": lambda k: [k.dead, k.task_prefix],
+    "progress": lambda k: [k.leased],
 }
 
 
@@ -185,12 +200,16 @@ class RedisStore:
         owner: str,
         reset_ms: int,
         limit: int,
+        limits: tuple[int, int, int, int] = (0, 0, 0, 0),
     ) -> ClaimResult:
-        """Lease up to ``n`` ready tasks (promoting due and reclaiming expired ones first)."""
+        """Lease up to ``n`` ready tasks (promoting due and reclaiming expired ones first).
+
+        ``limits`` is (fleet-wide max running, rate, rate period in ms, burst); 0 = none.
+        """
         reply = await self._run(
             "claim",
             self._keys("claim", qk),
-            [now_ms, n, lease_ms, owner, reset_ms, limit],
+            [now_ms, n, lease_ms, owner, reset_ms, limit, *limits],
         )
         next_due = int(reply[0])
         tasks = [
@@ -211,13 +230,13 @@ class RedisStore:
 
     async def extend(
         self, qk: QueueKeys, expiry_ms: int, owned: Sequence[tuple[str, bytes]]
-    ) -> list[str]:
-        """Renew leases; return the ids whose lease was lost."""
+    ) -> tuple[list[str], list[str]]:
+        """Renew leases; return (ids whose lease was lost, ids whose cancellation was asked)."""
         args: list[Arg] = [expiry_ms]
         for task_id, fence in owned:
             args.extend((task_id, fence))
-        lost = await self._run("extend", self._keys("extend", qk), args)
-        return [x.decode() for x in lost]
+        lost, cancel = await self._run("extend", self._keys("extend", qk), args)
+        return [x.decode() for x in lost], [x.decode() for x in cancel]
 
     async def complete(
         self,
@@ -253,7 +272,7 @@ class RedisStore:
         """
         code, failures = await self._run(
             "fail",
-            [qk.task(task_id), qk.leased, qk.scheduled, qk.wake, qk.breaker, qk.events],
+            [qk.task(task_id).encode(), *self._keys("fail", qk)],
             [
                 task_id,
                 fence,
@@ -268,12 +287,69 @@ class RedisStore:
         )
         return int(code), int(failures)
 
-    async def release(self, qk: QueueKeys, owned: Sequence[tuple[str, bytes]]) -> int:
-        """Hand leased tasks back to the ready set at once; return how many were handed back."""
+    async def release(self, qk: QueueKeys, owned: Sequence[tuple[str, bytes]], now_ms: int) -> int:
+        """Hand leased tasks back to the ready set at once; return how many were handed back.
+
+        A task whose cancellation was asked meanwhile ends CANCELLED instead.
+        """
         args: list[Arg] = []
         for task_id, fence in owned:
             args.extend((task_id, fence))
+        args.append(now_ms)
         return int(await self._run("release", self._keys("release", qk), args))
+
+    async def cancel(
+        self, qk: QueueKeys, task_id: str, now_ms: int, retention_ms: int, fence: bytes = b""
+    ) -> tuple[int, str]:
+        """Cancel a task (or, with the owner's ``fence``, confirm its run stopped).
+
+        Returns (code, what): see ``lua/cancel-6.lua``.
+        """
+        code, what = await self._run(
+            "cancel",
+            [qk.task(task_id).encode(), *self._keys("cancel", qk)],
+            [task_id, now_ms, retention_ms, fence],
+        )
+        return int(code), what.decode() if isinstance(what, bytes) else str(what)
+
+    async def set_paused(self, qk: QueueKeys, paused: bool) -> bool:
+        """Pause or resume claiming in every process; True when the state changed."""
+        return bool(await self._run("pause", self._keys("pause", qk), [1 if paused else 0]))
+
+    async def is_paused(self, qk: QueueKeys) -> bool:
+        """True while the queue is paused."""
+        return bool(await self._call(self.client.hget(qk.meta, "paused")) == b"1")
+
+    async def requeue_dead(self, qk: QueueKeys, task_ids: Sequence[str]) -> int:
+        """Run dead letters again (all when ``task_ids`` is empty); return how many."""
+        return int(await self._run("requeue_dead", self._keys("requeue_dead", qk), task_ids))
+
+    async def purge_dead(self, qk: QueueKeys, cutoff_ms: int | None) -> int:
+        """Delete dead letters that failed at or before ``cutoff_ms`` (None: all)."""
+        cutoff: Arg = "+inf" if cutoff_ms is None else cutoff_ms
+        return int(await self._run("purge_dead", self._keys("purge_dead", qk), [cutoff]))
+
+    async def dead_ids(self, qk: QueueKeys, offset: int, limit: int) -> list[str]:
+        """Ids of dead letters, newest first."""
+        ids = await self._call(self.client.zrevrange(qk.dead, offset, offset + limit - 1))
+        return [i.decode() for i in ids]
+
+    async def prune_dead(self, qk: QueueKeys, task_ids: Sequence[str]) -> None:
+        """Forget dead-letter entries whose records have expired."""
+        if task_ids:
+            await self._call(self.client.zrem(qk.dead, *task_ids))
+
+    async def progress(
+        self, qk: QueueKeys, task_id: str, fence: bytes, value: float, message: str
+    ) -> int:
+        """Store a running task's progress; OK or LEASE_LOST."""
+        return int(
+            await self._run(
+                "progress",
+                [qk.task(task_id).encode(), *self._keys("progress", qk)],
+                [task_id, fence, repr(float(value)), message],
+            )
+        )
 
     async def breaker_failure(
         self, qk: QueueKeys, now_ms: int, max_failures: int, reset_ms: int, ttl_ms: int
@@ -336,14 +412,23 @@ class RedisStore:
         return [i.decode() for i in ids]
 
     async def counts(self, qk: QueueKeys, now_ms: int) -> dict[str, int]:
-        """Sizes of the queue's sets: ready, scheduled, scheduled_due (due by now), leased."""
+        """Sizes of the queue's sets (ready, scheduled, scheduled_due, leased, dead) and paused."""
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.zcard(qk.ready)
             pipe.zcard(qk.scheduled)
             pipe.zcount(qk.scheduled, "-inf", now_ms)
             pipe.zcard(qk.leased)
-            ready, scheduled, due, leased = await self._call(pipe.execute())
-        return {"ready": ready, "scheduled": scheduled, "scheduled_due": due, "leased": leased}
+            pipe.zcard(qk.dead)
+            pipe.hget(qk.meta, "paused")
+            ready, scheduled, due, leased, dead, paused = await self._call(pipe.execute())
+        return {
+            "ready": ready,
+            "scheduled": scheduled,
+            "scheduled_due": due,
+            "leased": leased,
+            "dead": dead,
+            "paused": int(paused == b"1"),
+        }
 
     # -- queues, namespace --------------------------------------------------------------------
 

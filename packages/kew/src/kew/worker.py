@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from .acks import AckBatcher, retrying
 from .background import spawn
 from .clock import Clock, real_sleep
+from .context import TaskContext, set_current
 from .exceptions import KewConnectionError, SerializationError, TaskQueueError
 from .execution import AttemptTimeout, is_async_callable, run_attempt
 from .hooks import Hooks
@@ -44,14 +46,20 @@ def error_text(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+async def _no_report(value: float, message: str) -> int:
+    return 0
+
+
 @dataclass(eq=False)
 class _Run:
     claimed: ClaimedTask
     info: TaskInfo
     task: asyncio.Task[None] | None = None
     lease_lost: bool = False
+    cancel_requested: bool = False  # cancel_task() asked for this run to stop
     in_thread: bool = False  # a sync function: its thread cannot be cancelled
     writing_outcome: bool = False  # complete/fail is on its way to Redis
+    report: Callable[[float, str], Awaitable[int]] = field(default=_no_report, repr=False)
 
 
 class QueueWorker:
@@ -85,6 +93,7 @@ class QueueWorker:
         self._idle_waiters: list[asyncio.Future[Any]] = []
         self._wake_wait: asyncio.Future[bool] | None = None
         self._has_runs = asyncio.Event()
+        self._limits = config.claim_limits()
         self._acks = AckBatcher(store, keys, clock, settings.retention)
         self._executor: ThreadPoolExecutor | None = None
 
@@ -163,7 +172,7 @@ class QueueWorker:
         if not hand_back:
             return
         try:
-            handed = await self.store.release(self.keys, hand_back)
+            handed = await self.store.release(self.keys, hand_back, to_ms(self.clock.now()))
             logger.info("kew: queue %s handed %d running task(s) back", self.config.name, handed)
         except TaskQueueError:
             logger.exception("kew: could not hand tasks back; their leases will expire")
@@ -189,6 +198,7 @@ class QueueWorker:
                     self.owner,
                     to_ms(self.config.circuit_breaker_reset_timeout),
                     DEFAULT_CLAIM_LIMIT,
+                    self._limits,
                 )
             except KewConnectionError as exc:
                 logger.warning(
@@ -278,6 +288,9 @@ class QueueWorker:
             attempts=claimed.attempts,
         )
         run = _Run(claimed, info)
+        run.report = functools.partial(
+            self.store.progress, self.keys, claimed.task_id, claimed.fence
+        )
         self._runs[claimed.task_id] = run
         self._has_runs.set()
         run.task = asyncio.create_task(self._execute(run), name=f"kew-task:{claimed.task_id}")
@@ -286,6 +299,9 @@ class QueueWorker:
         claimed, info = run.claimed, run.info
         try:
             logger.debug("kew: %s started (attempt %d)", claimed.task_id, claimed.attempts)
+            set_current(
+                TaskContext(claimed.task_id, self.config.name, claimed.attempts, run.report)
+            )
             await self.hooks.started(info)
             try:
                 func = decode_function(claimed.func)
@@ -297,10 +313,11 @@ class QueueWorker:
                 encoded = encode_result(value)
             except asyncio.CancelledError as exc:
                 task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    return  # cancelled by kew: handed back on shutdown, or lease taken over
-                await self._fail(run, exc)  # raised inside the task's own code: a failure
-                return
+                if task is None or not task.cancelling():
+                    await self._fail(run, exc)  # raised inside the task's own code: a failure
+                elif run.cancel_requested and not run.lease_lost:
+                    await self._confirm_cancel(run)
+                return  # otherwise: handed back on shutdown, or lease taken over
             except (Exception, AttemptTimeout) as exc:
                 await self._fail(run, exc)
                 return
@@ -312,6 +329,30 @@ class QueueWorker:
         finally:
             self._runs.pop(claimed.task_id, None)
             self._slot_freed.set()
+
+    async def _confirm_cancel(self, run: _Run) -> None:
+        run.writing_outcome = True
+        code, _ = await retrying(
+            lambda: self.store.cancel(
+                self.keys,
+                run.claimed.task_id,
+                to_ms(self.clock.now()),
+                to_ms(self.settings.retention),
+                run.claimed.fence,
+            )
+        )
+        if code == 0:
+            logger.debug("kew: %s cancelled while running", run.claimed.task_id)
+            self._on_finished(self.config.name, run.claimed.task_id)
+
+    def cancel_local(self, task_id: str) -> bool:
+        """Cancel the run of ``task_id`` in this process at once, if it runs here."""
+        run = self._runs.get(task_id)
+        if run is None or run.task is None or run.writing_outcome:
+            return False
+        run.cancel_requested = True
+        run.task.cancel()
+        return True
 
     async def _complete(self, run: _Run, value: Any, encoded: bytes) -> None:
         run.writing_outcome = True
@@ -344,7 +385,7 @@ class QueueWorker:
                 now_ms=to_ms(now),
                 error=text,
                 retry_due_ms=max(due_ms, 1) if retry else 0,
-                retention_ms=to_ms(self.settings.retention),
+                retention_ms=to_ms(self.settings.dead_letter_ttl),
                 breaker_max=cfg.max_circuit_breaker_failures,
                 breaker_reset_ms=to_ms(cfg.circuit_breaker_reset_timeout),
                 count_for_breaker=True,
@@ -379,10 +420,12 @@ class QueueWorker:
                 continue
             expiry = to_ms(self.clock.now() + self.settings.lease_timeout)
             try:
-                lost = await self.store.extend(self.keys, expiry, owned)
+                lost, cancel = await self.store.extend(self.keys, expiry, owned)
             except TaskQueueError as exc:
                 logger.warning("kew: lease renewal on %s failed: %s", self.config.name, exc)
                 continue
+            for task_id in cancel:
+                self.cancel_local(task_id)
             for task_id in lost:
                 run = self._runs.get(task_id)
                 if run is not None and run.task is not None:

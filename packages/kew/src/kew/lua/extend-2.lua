@@ -6,17 +6,22 @@
 -- ARGV[1] new lease expiry (ms)
 -- ARGV[2..] pairs: task id, fence token of this worker's claim
 --
--- Returns the ids whose lease was lost (reclaimed, cancelled or deleted): their runs must stop.
+-- Returns {lost ids, cancel-requested ids}: a lost lease (reclaimed, deleted) means the run
+-- must stop without writing anything; a cancel request means the run must stop and confirm
+-- with the cancel script. Leases of cancel-requested runs are still renewed.
 local leased, prefix = KEYS[1], KEYS[2]
 local expiry = tonumber(ARGV[1])
-local lost = {}
+local lost, cancel = {}, {}
 for i = 2, #ARGV, 2 do
   local id = ARGV[i]
-  local fence = redis.call('HGET', prefix .. id, 'fence')
-  if fence == ARGV[i + 1] and redis.call('ZSCORE', leased, id) then
+  local f = redis.call('HMGET', prefix .. id, 'fence', 'cancel')
+  if f[1] == ARGV[i + 1] and redis.call('ZSCORE', leased, id) then
     redis.call('ZADD', leased, 'XX', expiry, id)
+    if f[2] then
+      cancel[#cancel + 1] = id
+    end
   else
     lost[#lost + 1] = id
   end
 end
-return lost
+return {lost, cancel}

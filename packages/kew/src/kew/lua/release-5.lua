@@ -6,22 +6,25 @@
 -- KEYS[4] meta    HASH  sequence counter (for tasks that somehow have none)
 -- KEYS[5] prefix  task key prefix (carries the queue's hash tag)
 --
--- ARGV pairs: task id, fence token of this worker's claim.
+-- ARGV pairs: task id, fence token of this worker's claim; then the time (ms) as the last value.
 -- Returns the number of tasks handed back (a stale fence is skipped: someone else owns it).
 --!include includes/ready_score.lua
+--!include includes/promote_due.lua
 local leased, ready, wake, meta, prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local released = 0
-for i = 1, #ARGV, 2 do
+for i = 1, #ARGV - 1, 2 do
   local id = ARGV[i]
   local key = prefix .. id
   if redis.call('HGET', key, 'fence') == ARGV[i + 1] and redis.call('ZSCORE', leased, id) then
-    local f = redis.call('HMGET', key, 'priority', 'seq', 'retries')
+    local f = redis.call('HMGET', key, 'priority', 'seq')
     redis.call('HINCRBY', key, 'fence', 1)
     redis.call('HINCRBY', key, 'attempts', -1)
-    redis.call('HSET', key, 'status', 'queued', 'owner', '')
     redis.call('ZREM', leased, id)
-    make_ready(ready, meta, key, id, f[1], f[2])
-    released = released + 1
+    if not finish_if_cancel_requested(key, ARGV[#ARGV]) then
+      redis.call('HSET', key, 'status', 'queued', 'owner', '')
+      make_ready(ready, meta, key, id, f[1], f[2])
+      released = released + 1
+    end
   end
 end
 if released > 0 then

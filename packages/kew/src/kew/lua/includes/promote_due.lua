@@ -14,6 +14,19 @@ local function promote_due(scheduled, ready, meta, prefix, now, limit)
   return #due
 end
 
+-- A task whose cancellation was requested while it ran is not run again: it ends CANCELLED
+-- (the request stored the retention to apply, in ms).
+local function finish_if_cancel_requested(key, now)
+  local cancel = redis.call('HGET', key, 'cancel')
+  if not cancel then
+    return false
+  end
+  redis.call('HSET', key, 'status', 'cancelled', 'completed', now, 'owner', '')
+  redis.call('HDEL', key, 'cancel')
+  redis.call('PEXPIRE', key, tonumber(cancel))
+  return true
+end
+
 -- Hand expired leases (their process died or hung) back to the ready set at their old place.
 -- Bumping the fence makes the old run unable to renew, complete or fail the task.
 local function reclaim_expired(leased, ready, meta, prefix, now, limit)
@@ -24,8 +37,10 @@ local function reclaim_expired(leased, ready, meta, prefix, now, limit)
     if f[1] then
       redis.call('HINCRBY', key, 'fence', 1)
       redis.call('HINCRBY', key, 'reclaims', 1)
-      redis.call('HSET', key, 'status', 'queued', 'owner', '')
-      make_ready(ready, meta, key, id, f[1], f[2])
+      if not finish_if_cancel_requested(key, now) then
+        redis.call('HSET', key, 'status', 'queued', 'owner', '')
+        make_ready(ready, meta, key, id, f[1], f[2])
+      end
     end
     redis.call('ZREM', leased, id)
   end

@@ -1,22 +1,27 @@
--- fail: record a failed attempt: schedule the retry, or mark the task FAILED for good.
+-- fail: record a failed attempt: schedule the retry, or mark the task FAILED for good and keep
+-- it in the queue's dead-letter set.
 --
 -- KEYS[1] task       HASH  the task
 -- KEYS[2] leased     ZSET  claimed ids by lease expiry (ms)
 -- KEYS[3] scheduled  ZSET  retry-waiting ids by due time (ms)
--- KEYS[4] wake       LIST  wake-up token (a retry changes the next due time)
+-- KEYS[4] wake       LIST  wake-up token (a retry changes the next due time; a final failure
+--                          frees a fleet-wide slot)
 -- KEYS[5] breaker    HASH  circuit breaker of the queue
 -- KEYS[6] events     channel: "retry <id>" or "failed <id>"
+-- KEYS[7] dead       ZSET  dead letters: ids of tasks failed for good, by failure time (ms)
+-- KEYS[8] ready      ZSET  ready ids (workers are woken only when some wait)
 --
 -- ARGV[1] task id  ARGV[2] fence  ARGV[3] now (ms)  ARGV[4] error text
--- ARGV[5] retry due (ms; 0 = no retry left: FAILED)  ARGV[6] retention (ms)
+-- ARGV[5] retry due (ms; 0 = no retry left: FAILED)  ARGV[6] dead-letter retention (ms)
 -- ARGV[7] breaker max failures  ARGV[8] breaker reset (ms)  ARGV[9] count for breaker (1/0)
 --
+-- The error of every attempt is appended to the task's 'errors' field, separated by \30.
 -- Returns {code, consecutive breaker failures}: OK, or LEASE_LOST when the fence is stale.
 --!include includes/codes.lua
 --!include includes/ready_score.lua
 --!include includes/breaker.lua
-local task, leased, scheduled, wake, breaker, events =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local task, leased, scheduled, wake, breaker, events, dead, ready =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local id = ARGV[1]
 local now = tonumber(ARGV[3])
 local retry_due = tonumber(ARGV[5])
@@ -26,15 +31,27 @@ if redis.call('HGET', task, 'fence') ~= ARGV[2] or not redis.call('ZSCORE', leas
   return {LEASE_LOST, 0}
 end
 redis.call('ZREM', leased, id)
+local errors = redis.call('HGET', task, 'errors')
+if errors then
+  errors = errors .. '\30' .. ARGV[4]
+else
+  errors = ARGV[4]
+end
+redis.call('HSET', task, 'error', ARGV[4], 'errors', errors, 'owner', '')
 if retry_due > 0 then
-  redis.call('HSET', task, 'status', 'retry', 'error', ARGV[4], 'due', retry_due, 'owner', '')
+  redis.call('HSET', task, 'status', 'retry', 'due', retry_due)
   redis.call('HINCRBY', task, 'retries', 1)
   redis.call('ZADD', scheduled, retry_due, id)
   wake_workers(wake)
   redis.call('PUBLISH', events, 'retry ' .. id)
 else
-  redis.call('HSET', task, 'status', 'failed', 'error', ARGV[4], 'completed', now, 'owner', '')
+  redis.call('HSET', task, 'status', 'failed', 'completed', now)
   redis.call('PEXPIRE', task, retention)
+  redis.call('ZADD', dead, now, id)
+  redis.call('ZREMRANGEBYSCORE', dead, '-inf', now - retention) -- their records expired too
+  if redis.call('ZCARD', ready) > 0 then
+    wake_workers(wake)
+  end
   redis.call('PUBLISH', events, 'failed ' .. id)
 end
 local failures = 0

@@ -4,40 +4,53 @@
 -- KEYS[2] scheduled  ZSET  deferred / retry-waiting ids by due time (ms)
 -- KEYS[3] leased     ZSET  claimed ids by lease expiry (ms)
 -- KEYS[4] wake       LIST  wake-up token, passed on when ready tasks remain
--- KEYS[5] meta       HASH  sequence counter
+-- KEYS[5] meta       HASH  sequence counter, paused flag
 -- KEYS[6] breaker    HASH  circuit breaker of the queue
 -- KEYS[7] prefix     task key prefix (carries the queue's hash tag)
+-- KEYS[8] rate       HASH  token bucket of the queue's rate limit
 --
 -- ARGV[1] now (ms)  ARGV[2] N (free slots)  ARGV[3] lease (ms)  ARGV[4] owner id
 -- ARGV[5] breaker reset timeout (ms)  ARGV[6] limit of promotions / reclaims per call
+-- ARGV[7] fleet-wide max running (0 = none)  ARGV[8] rate (tasks per period, 0 = none)
+-- ARGV[9] rate period (ms)  ARGV[10] rate burst (tokens)
 --
 -- Returns {next_due, blocked, rows...}: next_due is the earliest time (ms) at which something
--- may become claimable (a scheduled task, a lease expiry, the breaker's trial), or -1 for none;
--- blocked is 1 when the circuit breaker held tasks back; then 9 values per claimed task:
--- id, fence, type, priority, func, args, retries, queued (ms), attempts.
+-- may become claimable (a scheduled task, a lease expiry, the breaker's trial, the next rate
+-- token), or -1 for none; blocked is 1 when ready tasks were held back (breaker, pause, limits);
+-- then 9 values per claimed task: id, fence, type, priority, func, args, retries, queued (ms),
+-- attempts.
 --!include includes/codes.lua
 --!include includes/ready_score.lua
 --!include includes/promote_due.lua
 --!include includes/breaker.lua
+--!include includes/limits.lua
 
-local ready, scheduled, leased, wake, meta, breaker, prefix =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local ready, scheduled, leased, wake, meta, breaker, prefix, bucket =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 local lease_ms = tonumber(ARGV[3])
 local owner = ARGV[4]
 local reset_ms = tonumber(ARGV[5])
 local limit = tonumber(ARGV[6])
+local global_max = tonumber(ARGV[7])
+local rate, period_ms, burst = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 
 promote_due(scheduled, ready, meta, prefix, now, limit)
 reclaim_expired(leased, ready, meta, prefix, now, limit)
 
 local allowed, probe_at = breaker_allow(breaker, now, n, reset_ms)
-local result = {-1, 0}
-if allowed < n and redis.call('ZCARD', ready) > 0 then
-  result[2] = 1
+if queue_paused(meta) then
+  allowed = 0
+end
+allowed = global_allow(leased, allowed, global_max)
+local tokens = 0
+if rate > 0 and allowed > 0 then
+  tokens = rate_tokens(bucket, now, rate, period_ms, burst)
+  allowed = math.min(allowed, math.floor(tokens))
 end
 
+local result = {-1, 0}
 local claimed = 0
 if allowed > 0 then
   local popped = redis.call('ZPOPMIN', ready, allowed)
@@ -70,19 +83,35 @@ if allowed > 0 then
   end
 end
 
-if redis.call('ZCARD', ready) > 0 and result[2] == 0 then
-  wake_workers(wake)
-end
-
 local function earlier(a, b)
   if b and (a < 0 or b < a) then return b end
   return a
 end
 local next_due = -1
+local waiting = redis.call('ZCARD', ready)
+if waiting > 0 and claimed < n then
+  result[2] = 1 -- something held ready tasks back
+  if probe_at then next_due = earlier(next_due, probe_at) end
+end
+if rate > 0 and claimed > 0 then
+  local next_token = rate_spend(bucket, now, tokens, claimed, rate, period_ms)
+  if waiting > 0 and next_token > now then
+    result[2] = 1
+    next_due = earlier(next_due, next_token)
+  end
+elseif rate > 0 and waiting > 0 and allowed == 0 then
+  local t = rate_tokens(bucket, now, rate, period_ms, burst)
+  if t < 1 then
+    next_due = earlier(next_due, now + math.ceil((1 - t) * period_ms / rate))
+  end
+end
+if waiting > 0 and result[2] == 0 then
+  wake_workers(wake)
+end
+
 local s = redis.call('ZRANGE', scheduled, 0, 0, 'WITHSCORES')
 if s[2] then next_due = earlier(next_due, tonumber(s[2])) end
 local l = redis.call('ZRANGE', leased, 0, 0, 'WITHSCORES')
 if l[2] then next_due = earlier(next_due, tonumber(l[2])) end
-if result[2] == 1 and probe_at then next_due = earlier(next_due, probe_at) end
 result[1] = next_due
 return result

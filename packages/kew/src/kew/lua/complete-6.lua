@@ -4,7 +4,9 @@
 -- KEYS[2] breaker  HASH  circuit breaker (a success closes it and resets the count)
 -- KEYS[3] prefix   task key prefix (carries the queue's hash tag)
 -- KEYS[4] events   channel: "completed <id>" is published per task
--- KEYS[5] wake     LIST  wake-up token: closing an open breaker lets idle workers claim again
+-- KEYS[5] wake     LIST  wake-up token: a finished task frees a fleet-wide slot, and closing
+--                        an open breaker lets idle workers claim again
+-- KEYS[6] ready    ZSET  ready ids (workers are woken only when some wait)
 --
 -- ARGV[1] now (ms)  ARGV[2] retention (ms)
 -- ARGV[3..] triples: task id, fence token, encoded result
@@ -13,7 +15,7 @@
 -- reclaimed and its newer run owns the outcome).
 --!include includes/codes.lua
 --!include includes/ready_score.lua
-local leased, breaker, prefix, events, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local leased, breaker, prefix, events, wake, ready = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now = ARGV[1]
 local retention = tonumber(ARGV[2])
 local codes = {}
@@ -26,7 +28,7 @@ for i = 3, #ARGV, 3 do
   else
     redis.call('HSET', key, 'status', 'completed', 'completed', now, 'result', ARGV[i + 2],
       'owner', '')
-    redis.call('HDEL', key, 'func', 'args', 'error')
+    redis.call('HDEL', key, 'func', 'args', 'error', 'cancel')
     redis.call('PEXPIRE', key, retention)
     redis.call('ZREM', leased, id)
     redis.call('PUBLISH', events, 'completed ' .. id)
@@ -35,9 +37,8 @@ for i = 3, #ARGV, 3 do
   end
 end
 if succeeded then
-  local was_open = redis.call('HGET', breaker, 'state') == 'open'
   redis.call('DEL', breaker)
-  if was_open then
+  if redis.call('ZCARD', ready) > 0 then
     wake_workers(wake)
   end
 end

@@ -1,7 +1,9 @@
 """The shop demo behind ``kew demo``: a live rich table, then a summary that checks itself.
 
 One queue, ``orders``, with 4 workers runs 20 orders, a reminder deferred by 2 s, a flaky payment
-that fails twice and succeeds on its third attempt, and a shipment that fails for good. Each run
+that fails twice and succeeds on its third attempt, and a shipment that fails for good. Then the
+operations act: the queue is paused (late orders wait), resumed (they run), and the failed
+shipment is found among the dead letters and requeued once the carrier delivers there. Each run
 uses a fresh namespace (``kew-demo-<hex>``) and deletes only that namespace at the end.
 
 This module needs rich (``pip install 'kew[cli]'``); nothing else in kew imports it. The task
@@ -48,6 +50,9 @@ ORDER_IDS = [f"order-{n:02d}" for n in range(1, ORDERS + 1)]
 TASK_IDS = [*ORDER_IDS, REMINDER, FLAKY, BAD]
 
 _attempts: dict[str, int] = {}  # run id -> attempts of charge_card (same process, any attempt)
+_delivered_to: set[str] = set()  # addresses the carrier serves (the demo adds Atlantis later)
+LATE_ORDERS = [f"late-{n}" for n in range(1, 4)]
+PAUSE_WINDOW = 0.5  # seconds the demo watches a paused queue not running its late orders
 
 _STYLES = {
     TaskStatus.QUEUED: "dim",
@@ -55,6 +60,7 @@ _STYLES = {
     TaskStatus.RETRY: "magenta",
     TaskStatus.COMPLETED: "green",
     TaskStatus.FAILED: "bold red",
+    TaskStatus.CANCELLED: "dim red",
 }
 
 
@@ -87,9 +93,11 @@ async def charge_card(run_id: str) -> str:
     return f"charged on attempt {attempt}"
 
 
-async def ship_parcel(address: str) -> None:
-    """Ship to an address the carrier never accepts: fails on every attempt."""
-    raise ValueError(f"no carrier delivers to {address!r}")
+async def ship_parcel(address: str) -> str:
+    """Ship a parcel; fails on every attempt until the carrier serves the address."""
+    if address not in _delivered_to:
+        raise ValueError(f"no carrier delivers to {address!r}")
+    return f"shipped to {address}"
 
 
 # -- checking the outcome -----------------------------------------------------------------------
@@ -250,6 +258,50 @@ async def _watch(manager: TaskQueueManager, console: Console) -> dict[str, TaskI
     return infos
 
 
+async def _operations(manager: TaskQueueManager, console: Console) -> list[Check]:
+    """Pause / resume with late orders, then find the failed shipment among the dead letters
+    and requeue it once the carrier serves its address. Returns two checks."""
+    console.print("\n[bold]Operations[/bold]")
+    await manager.pause_queue(QUEUE)
+    for n, task_id in enumerate(LATE_ORDERS, ORDERS + 1):
+        await manager.submit_task(
+            task_id, QUEUE, "order", process_order, QueuePriority.MEDIUM, n, 0.05
+        )
+    with contextlib.suppress(TaskQueueError):  # nothing may finish while paused
+        await manager.wait_for_task(LATE_ORDERS[0], timeout=PAUSE_WINDOW)
+    waiting = [(await manager.get_task_status(t)).status for t in LATE_ORDERS]
+    paused = (await manager.get_queue_status(QUEUE))["paused"]
+    console.print(f"  paused: {paused}; late orders after {PAUSE_WINDOW} s: {_values(waiting)}")
+    await manager.resume_queue(QUEUE)
+    late = [await manager.wait_for_task(t, timeout=WAIT_TIMEOUT) for t in LATE_ORDERS]
+    console.print(f"  resumed; late orders: {_values([i.status for i in late])}")
+    dead = [i.task_id for i in await manager.list_dead(QUEUE)]
+    console.print(f"  dead letters: {dead}")
+    _delivered_to.add(BAD_ADDRESS)
+    requeued = await manager.requeue_dead(QUEUE, [BAD])
+    again = await manager.wait_for_task(BAD, timeout=WAIT_TIMEOUT)
+    console.print(f"  carrier now serves {BAD_ADDRESS}; requeued {requeued}: {again.status.value}")
+    return [
+        Check(
+            "pause / resume",
+            paused
+            and all(st is TaskStatus.QUEUED for st in waiting)
+            and all(i.status is TaskStatus.COMPLETED for i in late),
+            f"late orders {_values(waiting)} while paused, {_values([i.status for i in late])} "
+            "after resume",
+        ),
+        Check(
+            "dead letter requeued",
+            dead == [BAD] and requeued == 1 and again.status is TaskStatus.COMPLETED,
+            f"dead letters {dead}; after requeue: {again.status.value} ({again.result!r})",
+        ),
+    ]
+
+
+def _values(statuses: list[TaskStatus]) -> str:
+    return ", ".join(st.value for st in statuses)
+
+
 async def _delete_namespace(redis_url: str, namespace: str) -> None:
     """Delete the run's namespace (and only it) once nothing of it runs any more."""
     sweeper = TaskQueueManager(redis_url, namespace=namespace, cleanup_on_start=True)
@@ -272,6 +324,7 @@ async def run_demo(redis_url: str, console: Console) -> int:
         TaskQueueError: Redis cannot be reached (KewConnectionError) or rejects the demo.
     """
     run_id = uuid.uuid4().hex[:8]
+    _delivered_to.discard(BAD_ADDRESS)  # the carrier starts without Atlantis on every run
     manager = TaskQueueManager(redis_url, namespace=f"kew-demo-{run_id}")
     console.print(f"namespace: {manager.namespace} (deleted at the end)")
     try:
@@ -287,11 +340,12 @@ async def run_demo(redis_url: str, console: Console) -> int:
         )
         submitted = await _submit_all(manager, run_id)
         infos = await _watch(manager, console)
+        operations = await _operations(manager, console)
     finally:
         await manager.shutdown(timeout=1.0)  # running tasks (if interrupted) are handed back
         await _delete_namespace(redis_url, manager.namespace)
     ran_at = infos[REMINDER].result
     delay = ran_at - submitted if isinstance(ran_at, int | float) else None
-    checks = evaluate(infos, delay)
+    checks = [*evaluate(infos, delay), *operations]
     print_summary(console, infos, checks)
     return 0 if all(c.ok for c in checks) else 1

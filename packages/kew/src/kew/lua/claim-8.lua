@@ -70,7 +70,7 @@ if allowed > 0 then
       result[r + 4] = f[2]
       result[r + 5] = f[3]
       result[r + 6] = f[4]
-      result[r + 7] = f[5]
+      result[r + 7] = f[5] or 0
       result[r + 8] = f[6]
       result[r + 9] = attempts
       claimed = claimed + 1

@@ -48,7 +48,9 @@ def _memory_client(url: str) -> Redis:
     if server is None:
         server = fakeredis.FakeServer(version=(7,))
         _memory_servers[url] = server
-    client: Redis = fakeredis.FakeAsyncRedis(server=server, decode_responses=False)
+    client: Redis = fakeredis.FakeAsyncRedis(
+        server=server, decode_responses=False, max_connections=MAX_CONNECTIONS * 4
+    )
     return client
 
 

@@ -12,6 +12,7 @@ A task can report its progress (a number and a message) that ``get_task_status``
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -38,6 +39,7 @@ class TaskContext:
     queue_name: str
     attempt: int
     _report: Callable[[float, str], Awaitable[int]]
+    _loop: asyncio.AbstractEventLoop
 
     async def report_progress(self, value: float, message: str = "") -> bool:
         """Store this run's progress; ``get_task_status`` shows it (``progress``,
@@ -64,6 +66,25 @@ class TaskContext:
         if not isinstance(message, str):
             raise InvalidArgumentError(f"message must be a str, got {type(message).__name__}")
         return await self._report(float(value), message) == 0
+
+    def report_progress_sync(self, value: float, message: str = "") -> bool:
+        """:meth:`report_progress` for sync task functions (they run in a worker thread).
+
+        Blocks the calling thread until the progress is stored (at most 30 s).
+
+        Raises:
+            TaskQueueError: called from the event loop's own thread (use the async method).
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise TaskQueueError(
+                "report_progress_sync() is for sync tasks; await report_progress()"
+            )
+        future = asyncio.run_coroutine_threadsafe(self.report_progress(value, message), self._loop)
+        return future.result(timeout=30.0)
 
 
 def current_task() -> TaskContext:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import inspect
 from collections.abc import Callable
@@ -44,7 +45,8 @@ async def run_attempt(
     """Run one attempt and return its value.
 
     Async callables run as part of the calling task (so cancelling it cancels them and their
-    ``finally`` runs). Sync callables run in ``executor()``; on timeout the attempt fails at once
+    ``finally`` runs). Sync callables run in ``executor()`` with the caller's context (so
+    ``kew.current_task()`` works there too); on timeout the attempt fails at once
     but this coroutine returns only when the thread has ended, so the worker slot stays taken
     while the thread runs (``max_workers`` holds for threads too). A sync callable that returns
     an awaitable has it awaited in the loop.
@@ -62,7 +64,8 @@ async def run_attempt(
                 raise AttemptTimeout(timeout) from None
             raise
     loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(executor(), functools.partial(func, *args, **kwargs))
+    call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
+    future = loop.run_in_executor(executor(), call)
     try:
         value = await asyncio.wait_for(asyncio.shield(future), timeout)
     except TimeoutError:

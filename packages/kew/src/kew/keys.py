@@ -15,6 +15,11 @@ All keys start with the manager's namespace. Every key of a queue carries the qu
     kew:{orders}:events         channel: "<status> <task id>" when a task finishes
     kew:{orders}:staging:<id>   LIST  ids of a batch being written in chunks (all-or-nothing)
     kew:{orders}:task:<id>      HASH  one task (fields: see models.TaskInfo.from_hash)
+    kew:{}:id:<id>              STRING the queue holding task <id>: keeps ids unique across the
+                                queues of a namespace; expires with the task's record
+
+``{}`` is an empty hash tag (Redis hashes the whole key); no queue can be named "" so these keys
+never collide with a queue's, and ``kew:{*`` matches every key of the namespace but ``kew:queues``.
 """
 
 from __future__ import annotations
@@ -87,6 +92,11 @@ class QueueKeys:
     @property
     def events(self) -> str:
         return f"{self.base}:events"
+
+    @property
+    def id_prefix(self) -> str:
+        """Prefix of the namespace-wide task-id keys; the scripts append the task id."""
+        return f"{self.namespace}:{{}}:id:"
 
     @property
     def task_prefix(self) -> str:

@@ -26,7 +26,15 @@ Arg = str | bytes | int | float
 
 # The KEYS each script takes, in order (see the header comment of each lua/*.lua file).
 _SCRIPT_KEYS = {
-    "submit": lambda k: [k.ready, k.scheduled, k.wake, k.meta, k.task_prefix, k.staging("-")],
+    "submit": lambda k: [
+        k.ready,
+        k.scheduled,
+        k.wake,
+        k.meta,
+        k.task_prefix,
+        k.staging("-"),
+        k.id_prefix,
+    ],
     "claim": lambda k: [
         k.ready,
         k.scheduled,
@@ -36,17 +44,26 @@ _SCRIPT_KEYS = {
         k.breaker,
         k.task_prefix,
         k.rate,
+        k.id_prefix,
     ],
     "extend": lambda k: [k.leased, k.task_prefix],
-    "complete": lambda k: [k.leased, k.breaker, k.task_prefix, k.events, k.wake, k.ready],
+    "complete": lambda k: [
+        k.leased,
+        k.breaker,
+        k.task_prefix,
+        k.events,
+        k.wake,
+        k.ready,
+        k.id_prefix,
+    ],
     "fail": lambda k: [k.leased, k.scheduled, k.wake, k.breaker, k.events, k.dead, k.ready],
     "cancel": lambda k: [k.ready, k.scheduled, k.leased, k.events, k.wake],
-    "release": lambda k: [k.leased, k.ready, k.wake, k.meta, k.task_prefix],
+    "release": lambda k: [k.leased, k.ready, k.wake, k.meta, k.task_prefix, k.id_prefix],
     "breaker_failure": lambda k: [k.breaker],
     "breaker_reset": lambda k: [k.breaker, k.wake],
     "pause": lambda k: [k.meta, k.wake, k.ready],
-    "requeue_dead": lambda k: [k.dead, k.ready, k.meta, k.wake, k.task_prefix],
-    "purge_dead": lambda k: [k.dead, k.task_prefix],
+    "requeue_dead": lambda k: [k.dead, k.ready, k.meta, k.wake, k.task_prefix, k.id_prefix],
+    "purge_dead": lambda k: [k.dead, k.task_prefix, k.id_prefix],
     "progress": lambda k: [k.leased],
 }
 
@@ -187,7 +204,9 @@ class RedisStore:
         for row in rows:
             args.extend(row)
         code, index = await self._run(
-            "submit", [*self._keys("submit", qk)[:5], qk.staging(batch_id).encode()], args
+            "submit",
+            [*self._keys("submit", qk)[:5], qk.staging(batch_id).encode(), qk.id_prefix],
+            args,
         )
         return int(code), int(index)
 
@@ -272,7 +291,7 @@ class RedisStore:
         """
         code, failures = await self._run(
             "fail",
-            [qk.task(task_id).encode(), *self._keys("fail", qk)],
+            [qk.task(task_id).encode(), *self._keys("fail", qk), qk.id_prefix + task_id],
             [
                 task_id,
                 fence,
@@ -307,7 +326,7 @@ class RedisStore:
         """
         code, what = await self._run(
             "cancel",
-            [qk.task(task_id).encode(), *self._keys("cancel", qk)],
+            [qk.task(task_id).encode(), *self._keys("cancel", qk), qk.id_prefix + task_id],
             [task_id, now_ms, retention_ms, fence],
         )
         return int(code), what.decode() if isinstance(what, bytes) else str(what)

@@ -300,7 +300,13 @@ class QueueWorker:
         try:
             logger.debug("kew: %s started (attempt %d)", claimed.task_id, claimed.attempts)
             set_current(
-                TaskContext(claimed.task_id, self.config.name, claimed.attempts, run.report)
+                TaskContext(
+                    claimed.task_id,
+                    self.config.name,
+                    claimed.attempts,
+                    run.report,
+                    asyncio.get_running_loop(),
+                )
             )
             await self.hooks.started(info)
             try:

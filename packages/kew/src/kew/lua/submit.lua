@@ -6,6 +6,8 @@
 -- KEYS[4] meta       HASH  sequence counter
 -- KEYS[5] prefix     task key prefix (not a key itself; carries the queue's hash tag)
 -- KEYS[6] staging    LIST  ids written by earlier chunks of this batch (mode 'stage'/'commit')
+-- KEYS[7] idprefix   prefix of the namespace's task-id keys: an id is taken while any queue of
+--                    the namespace holds a record of it (the key expires with the record)
 --
 -- ARGV[1] now (ms)   ARGV[2] max_size   ARGV[3] mode   ARGV[4] staging ttl (ms)
 -- ARGV[5] queue name
@@ -18,13 +20,13 @@
 --                the staged hashes are deleted
 -- 'stage' and 'commit' return {code, index of the offending task (1-based), 0 when none}.
 --
--- Cost per task: one HSET and a share of one ZADD (ready and scheduled members are added in
+-- Cost per task: one SET (id key), one HSET and a share of one ZADD (members are added in
 -- slices of up to 4000 per call); sequence numbers are reserved once per call.
 --!include includes/codes.lua
 --!include includes/ready_score.lua
 
-local ready, scheduled, wake, meta, prefix, staging =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local ready, scheduled, wake, meta, prefix, staging, idprefix =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local now = tonumber(ARGV[1])
 local max_size = tonumber(ARGV[2])
 local mode = ARGV[3]
@@ -67,6 +69,7 @@ local function write_task(i, publish)
   local o = FIRST + (i - 1) * WIDTH
   local id, priority, due = ARGV[o], ARGV[o + 2], tonumber(ARGV[o + 3])
   local key = prefix .. id
+  redis.call('SET', idprefix .. id, queue)
   if publish and due <= now then
     local seq = next_seq()
     redis.call('HSET', key, 'id', id, 'queue', queue, 'type', ARGV[o + 1], 'priority', priority,
@@ -90,7 +93,7 @@ if mode == 'each' then
   local codes = {}
   local waiting = size()
   for i = 1, count do
-    if redis.call('EXISTS', prefix .. ARGV[FIRST + (i - 1) * WIDTH]) == 1 then
+    if redis.call('EXISTS', idprefix .. ARGV[FIRST + (i - 1) * WIDTH]) == 1 then
       codes[i] = DUPLICATE
     elseif waiting >= max_size then
       codes[i] = QUEUE_FULL
@@ -107,7 +110,7 @@ end
 
 local function abort(code, index)
   for _, id in ipairs(redis.call('LRANGE', staging, 0, -1)) do
-    redis.call('DEL', prefix .. id)
+    redis.call('DEL', prefix .. id, idprefix .. id)
   end
   redis.call('DEL', staging)
   return {code, index}
@@ -118,7 +121,7 @@ for first = 1, count, SLICE do
   local last = math.min(count, first + SLICE - 1)
   local keys = {}
   for i = first, last do
-    keys[#keys + 1] = prefix .. ARGV[FIRST + (i - 1) * WIDTH]
+    keys[#keys + 1] = idprefix .. ARGV[FIRST + (i - 1) * WIDTH]
   end
   if redis.call('EXISTS', unpack(keys)) > 0 then
     for i = first, last do
@@ -138,6 +141,7 @@ if mode == 'stage' then
   for i = 1, count do
     local id, key = write_task(i, false)
     redis.call('PEXPIRE', key, staging_ttl)
+    redis.call('PEXPIRE', idprefix .. id, staging_ttl)
     ids[#ids + 1] = id
     if #ids >= SLICE then
       redis.call('RPUSH', staging, unpack(ids))
@@ -161,6 +165,7 @@ for _, id in ipairs(staged_ids) do
   local key = prefix .. id
   local f = redis.call('HMGET', key, 'priority', 'due')
   redis.call('PERSIST', key)
+  redis.call('PERSIST', idprefix .. id)
   local due = tonumber(f[2])
   if due > now then
     zadd_later(scheduled, due, id)

@@ -16,7 +16,7 @@ end
 
 -- A task whose cancellation was requested while it ran is not run again: it ends CANCELLED
 -- (the request stored the retention to apply, in ms).
-local function finish_if_cancel_requested(key, now)
+local function finish_if_cancel_requested(key, idkey, now)
   local cancel = redis.call('HGET', key, 'cancel')
   if not cancel then
     return false
@@ -24,12 +24,13 @@ local function finish_if_cancel_requested(key, now)
   redis.call('HSET', key, 'status', 'cancelled', 'completed', now, 'owner', '')
   redis.call('HDEL', key, 'cancel')
   redis.call('PEXPIRE', key, tonumber(cancel))
+  redis.call('PEXPIRE', idkey, tonumber(cancel))
   return true
 end
 
 -- Hand expired leases (their process died or hung) back to the ready set at their old place.
 -- Bumping the fence makes the old run unable to renew, complete or fail the task.
-local function reclaim_expired(leased, ready, meta, prefix, now, limit)
+local function reclaim_expired(leased, ready, meta, prefix, idprefix, now, limit)
   local expired = redis.call('ZRANGEBYSCORE', leased, '-inf', now, 'LIMIT', 0, limit)
   for _, id in ipairs(expired) do
     local key = prefix .. id
@@ -37,7 +38,7 @@ local function reclaim_expired(leased, ready, meta, prefix, now, limit)
     if f[1] then
       redis.call('HINCRBY', key, 'fence', 1)
       redis.call('HINCRBY', key, 'reclaims', 1)
-      if not finish_if_cancel_requested(key, now) then
+      if not finish_if_cancel_requested(key, idprefix .. id, now) then
         redis.call('HSET', key, 'status', 'queued', 'owner', '')
         make_ready(ready, meta, key, id, f[1], f[2])
       end

@@ -7,6 +7,7 @@
 -- KEYS[5] wake     LIST  wake-up token: a finished task frees a fleet-wide slot, and closing
 --                        an open breaker lets idle workers claim again
 -- KEYS[6] ready    ZSET  ready ids (workers are woken only when some wait)
+-- KEYS[7] idprefix prefix of the namespace's task-id keys (they expire with the records)
 --
 -- ARGV[1] now (ms)  ARGV[2] retention (ms)
 -- ARGV[3..] triples: task id, fence token, encoded result
@@ -15,7 +16,8 @@
 -- reclaimed and its newer run owns the outcome).
 --!include includes/codes.lua
 --!include includes/ready_score.lua
-local leased, breaker, prefix, events, wake, ready = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local leased, breaker, prefix, events, wake, ready, idprefix =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local now = ARGV[1]
 local retention = tonumber(ARGV[2])
 local codes = {}
@@ -30,6 +32,7 @@ for i = 3, #ARGV, 3 do
       'owner', '')
     redis.call('HDEL', key, 'func', 'args', 'error', 'cancel')
     redis.call('PEXPIRE', key, retention)
+    redis.call('PEXPIRE', idprefix .. id, retention)
     redis.call('ZREM', leased, id)
     redis.call('PUBLISH', events, 'completed ' .. id)
     codes[#codes + 1] = OK

@@ -10,6 +10,7 @@
 -- KEYS[6] events     channel: "retry <id>" or "failed <id>"
 -- KEYS[7] dead       ZSET  dead letters: ids of tasks failed for good, by failure time (ms)
 -- KEYS[8] ready      ZSET  ready ids (workers are woken only when some wait)
+-- KEYS[9] idkey      STRING the task's namespace-wide id key (expires with the record)
 --
 -- ARGV[1] task id  ARGV[2] fence  ARGV[3] now (ms)  ARGV[4] error text
 -- ARGV[5] retry due (ms; 0 = no retry left: FAILED)  ARGV[6] dead-letter retention (ms)
@@ -20,8 +21,8 @@
 --!include includes/codes.lua
 --!include includes/ready_score.lua
 --!include includes/breaker.lua
-local task, leased, scheduled, wake, breaker, events, dead, ready =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local task, leased, scheduled, wake, breaker, events, dead, ready, idkey =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local id = ARGV[1]
 local now = tonumber(ARGV[3])
 local retry_due = tonumber(ARGV[5])
@@ -47,6 +48,7 @@ if retry_due > 0 then
 else
   redis.call('HSET', task, 'status', 'failed', 'completed', now)
   redis.call('PEXPIRE', task, retention)
+  redis.call('PEXPIRE', idkey, retention)
   redis.call('ZADD', dead, now, id)
   redis.call('ZREMRANGEBYSCORE', dead, '-inf', now - retention) -- their records expired too
   if redis.call('ZCARD', ready) > 0 then

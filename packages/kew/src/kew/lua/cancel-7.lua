@@ -6,6 +6,7 @@
 -- KEYS[4] leased     ZSET  claimed ids
 -- KEYS[5] events     channel: "cancelled <id>"
 -- KEYS[6] wake       LIST  wake-up token (a cancelled running task frees a fleet-wide slot)
+-- KEYS[7] idkey      STRING the task's namespace-wide id key (expires with the record)
 --
 -- ARGV[1] task id  ARGV[2] now (ms)  ARGV[3] retention (ms)
 -- ARGV[4] fence: empty for a request from anyone; the owner's fence to confirm that its run
@@ -17,8 +18,8 @@
 -- LEASE_LOST when the fence given is stale.
 --!include includes/codes.lua
 --!include includes/ready_score.lua
-local task, ready, scheduled, leased, events, wake =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local task, ready, scheduled, leased, events, wake, idkey =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local id, now, retention, fence = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 
 local status = redis.call('HGET', task, 'status')
@@ -30,6 +31,7 @@ local function finish()
   redis.call('HSET', task, 'status', 'cancelled', 'completed', now, 'owner', '')
   redis.call('HDEL', task, 'cancel')
   redis.call('PEXPIRE', task, retention)
+  redis.call('PEXPIRE', idkey, retention)
   redis.call('PUBLISH', events, 'cancelled ' .. id)
   return {OK, 'cancelled'}
 end

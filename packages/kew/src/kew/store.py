@@ -58,7 +58,9 @@ _SCRIPT_KEYS = {
     ],
     "fail": lambda k: [k.leased, k.scheduled, k.wake, k.breaker, k.events, k.dead, k.ready],
     "cancel": lambda k: [k.ready, k.scheduled, k.leased, k.events, k.wake],
-    "release": lambda k: [k.leased, k.ready, k.wake, k.meta, k.task_prefix, k.id_prefix],
+    "release": lambda k: [
+        k.leased, k.ready, k.wake, k.meta, k.task_prefix, k.id_prefix, k.events
+    ],
     "breaker_failure": lambda k: [k.breaker],
     "breaker_reset": lambda k: [k.breaker, k.wake],
     "pause": lambda k: [k.meta, k.wake, k.ready],

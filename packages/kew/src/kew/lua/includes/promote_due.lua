@@ -16,7 +16,7 @@ end
 
 -- A task whose cancellation was requested while it ran is not run again: it ends CANCELLED
 -- (the request stored the retention to apply, in ms).
-local function finish_if_cancel_requested(key, idkey, now)
+local function finish_if_cancel_requested(key, idkey, events, id, now)
   local cancel = redis.call('HGET', key, 'cancel')
   if not cancel then
     return false
@@ -25,12 +25,13 @@ local function finish_if_cancel_requested(key, idkey, now)
   redis.call('HDEL', key, 'cancel')
   redis.call('PEXPIRE', key, tonumber(cancel))
   redis.call('PEXPIRE', idkey, tonumber(cancel))
+  redis.call('PUBLISH', events, 'cancelled ' .. id)
   return true
 end
 
 -- Hand expired leases (their process died or hung) back to the ready set at their old place.
 -- Bumping the fence makes the old run unable to renew, complete or fail the task.
-local function reclaim_expired(leased, ready, meta, prefix, idprefix, now, limit)
+local function reclaim_expired(leased, ready, meta, prefix, idprefix, events, now, limit)
   local expired = redis.call('ZRANGEBYSCORE', leased, '-inf', now, 'LIMIT', 0, limit)
   for _, id in ipairs(expired) do
     local key = prefix .. id
@@ -38,7 +39,7 @@ local function reclaim_expired(leased, ready, meta, prefix, idprefix, now, limit
     if f[1] then
       redis.call('HINCRBY', key, 'fence', 1)
       redis.call('HINCRBY', key, 'reclaims', 1)
-      if not finish_if_cancel_requested(key, idprefix .. id, now) then
+      if not finish_if_cancel_requested(key, idprefix .. id, events, id, now) then
         redis.call('HSET', key, 'status', 'queued', 'owner', '')
         make_ready(ready, meta, key, id, f[1], f[2])
       end

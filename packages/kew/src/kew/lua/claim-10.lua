@@ -9,6 +9,7 @@
 -- KEYS[7] prefix     task key prefix (carries the queue's hash tag)
 -- KEYS[8] rate       HASH  token bucket of the queue's rate limit
 -- KEYS[9] idprefix   prefix of the namespace's task-id keys
+-- KEYS[10] events    channel: "cancelled <id>" for a reclaimed task whose cancel was asked
 --
 -- ARGV[1] now (ms)  ARGV[2] N (free slots)  ARGV[3] lease (ms)  ARGV[4] owner id
 -- ARGV[5] breaker reset timeout (ms)  ARGV[6] limit of promotions / reclaims per call
@@ -26,8 +27,8 @@
 --!include includes/breaker.lua
 --!include includes/limits.lua
 
-local ready, scheduled, leased, wake, meta, breaker, prefix, bucket, idprefix =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local ready, scheduled, leased, wake, meta, breaker, prefix, bucket, idprefix, events =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 local lease_ms = tonumber(ARGV[3])
@@ -38,7 +39,7 @@ local global_max = tonumber(ARGV[7])
 local rate, period_ms, burst = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 
 promote_due(scheduled, ready, meta, prefix, now, limit)
-reclaim_expired(leased, ready, meta, prefix, idprefix, now, limit)
+reclaim_expired(leased, ready, meta, prefix, idprefix, events, now, limit)
 
 local allowed, probe_at = breaker_allow(breaker, now, n, reset_ms)
 if queue_paused(meta) then

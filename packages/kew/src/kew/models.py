@@ -158,6 +158,8 @@ class QueueConfig:
         _check_seconds("rate_period", self.rate_period, positive=True)
         if self.rate_burst is not None:
             _check_int("rate_burst", self.rate_burst, 1)
+            if self.rate_limit is None:
+                raise InvalidArgumentError("rate_burst needs rate_limit")
 
     def claim_limits(self) -> tuple[int, int, int, int]:
         """(fleet-wide max running, rate, period in ms, burst) for the claim script; 0: none."""

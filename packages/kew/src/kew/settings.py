@@ -75,8 +75,9 @@ class ManagerSettings:
             object.__setattr__(self, "dead_letter_retention", self.retention)
         for name in ("lease_timeout", "retention", "idle_wait", "dead_letter_retention"):
             object.__setattr__(self, name, _positive(name, getattr(self, name)))
-        if self.retention < 0.001:
-            raise InvalidArgumentError(f"retention must be >= 0.001 s, got {self.retention}")
+        for name in ("retention", "dead_letter_retention"):
+            if getattr(self, name) < 0.001:
+                raise InvalidArgumentError(f"{name} must be >= 0.001 s, got {getattr(self, name)}")
         if self.lease_timeout < 0.1:
             raise InvalidArgumentError(f"lease_timeout must be >= 0.1 s, got {self.lease_timeout}")
         chunk = self.submit_chunk

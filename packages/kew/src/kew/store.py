@@ -45,6 +45,7 @@ _SCRIPT_KEYS = {
         k.task_prefix,
         k.rate,
         k.id_prefix,
+        k.events,
     ],
     "extend": lambda k: [k.leased, k.task_prefix],
     "complete": lambda k: [
@@ -58,9 +59,7 @@ _SCRIPT_KEYS = {
     ],
     "fail": lambda k: [k.leased, k.scheduled, k.wake, k.breaker, k.events, k.dead, k.ready],
     "cancel": lambda k: [k.ready, k.scheduled, k.leased, k.events, k.wake],
-    "release": lambda k: [
-        k.leased, k.ready, k.wake, k.meta, k.task_prefix, k.id_prefix, k.events
-    ],
+    "release": lambda k: [k.leased, k.ready, k.wake, k.meta, k.task_prefix, k.id_prefix, k.events],
     "breaker_failure": lambda k: [k.breaker],
     "breaker_reset": lambda k: [k.breaker, k.wake],
     "pause": lambda k: [k.meta, k.wake, k.ready],
@@ -286,12 +285,13 @@ class RedisStore:
         breaker_max: int,
         breaker_reset_ms: int,
         count_for_breaker: bool,
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int, str]:
         """Record a failed attempt: retry at ``retry_due_ms`` (> 0) or FAILED (0).
 
-        Returns (code, consecutive breaker failures).
+        Returns (code, consecutive breaker failures, outcome): outcome is "retry", "failed",
+        or "cancelled" when a cancel request was pending (no retry, no dead letter).
         """
-        code, failures = await self._run(
+        code, failures, outcome = await self._run(
             "fail",
             [qk.task(task_id).encode(), *self._keys("fail", qk), qk.id_prefix + task_id],
             [
@@ -306,7 +306,7 @@ class RedisStore:
                 1 if count_for_breaker else 0,
             ],
         )
-        return int(code), int(failures)
+        return int(code), int(failures), outcome.decode() if isinstance(outcome, bytes) else ""
 
     async def release(self, qk: QueueKeys, owned: Sequence[tuple[str, bytes]], now_ms: int) -> int:
         """Hand leased tasks back to the ready set at once; return how many were handed back.

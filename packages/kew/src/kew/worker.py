@@ -383,7 +383,7 @@ class QueueWorker:
         )
         due_ms = to_ms(now + backoff_delay(cfg.retry_delay, claimed.retries + 1)) if retry else 0
         text = error_text(exc)
-        code, _ = await retrying(
+        code, _, outcome = await retrying(
             lambda: self.store.fail(
                 self.keys,
                 claimed.task_id,
@@ -401,14 +401,13 @@ class QueueWorker:
             logger.warning("kew: failure of %s dropped: lease lost", claimed.task_id)
             return
         info.error = text
-        if retry:
+        if outcome == "retry":
             info.status = TaskStatus.RETRY
             info.retry_count = claimed.retries + 1
             info.due_time = datetime.fromtimestamp(due_ms / 1000.0)
         else:
-            info.status = TaskStatus.FAILED
+            info.status = TaskStatus.CANCELLED if outcome == "cancelled" else TaskStatus.FAILED
             info.completed_time = datetime.fromtimestamp(now)
-        if not retry:
             self._on_finished(cfg.name, claimed.task_id)
         logger.debug("kew: %s failed (%s): %s", claimed.task_id, info.status.value, text)
         await self.hooks.failed(info, exc)

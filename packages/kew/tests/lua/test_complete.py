@@ -1,4 +1,5 @@
-"""complete-4.lua: fence check, result and retention, cleanup of the payload, breaker reset."""
+"""complete-6.lua: fence check, result and retention, cleanup of the payload, breaker reset,
+wake-ups."""
 
 from __future__ import annotations
 
@@ -118,6 +119,7 @@ async def test_publishes_completed_event(env: Env) -> None:
 
 async def test_closing_an_open_breaker_wakes_idle_workers(env: Env) -> None:
     fences = await _claimed(env, "a")
+    await env.submit(row("waiting"))  # held back by the open breaker
     for _ in range(3):
         await env.store.breaker_failure(env.qk, NOW, 3, 60_000, 600_000)
     assert (await env.breaker())["state"] == "open"
@@ -127,9 +129,38 @@ async def test_closing_an_open_breaker_wakes_idle_workers(env: Env) -> None:
     assert await env.wake_len() == 1
 
 
-async def test_success_with_closed_breaker_wakes_nobody(env: Env) -> None:
+async def test_success_wakes_idle_workers_when_ready_tasks_wait(env: Env) -> None:
+    """A finished task frees a slot (e.g. of global_max_workers): idle workers are woken, with a
+    closed breaker too, as long as some ready task waits."""
     fences = await _claimed(env, "a")
-    await env.store.breaker_failure(env.qk, NOW, 3, 60_000, 600_000)
+    await env.submit(row("waiting"))
     await env.clear_wake()
     assert await env.store.complete(env.qk, DONE, KEEP, [("a", fences["a"], b"j1")]) == [OK]
+    assert await env.wake_len() == 1
+
+
+async def test_success_without_ready_tasks_wakes_nobody(env: Env) -> None:
+    fences = await _claimed(env, "a")
+    for _ in range(3):  # even closing an open breaker: there is nothing to claim
+        await env.store.breaker_failure(env.qk, NOW, 3, 60_000, 600_000)
+    await env.clear_wake()
+    assert await env.store.complete(env.qk, DONE, KEEP, [("a", fences["a"], b"j1")]) == [OK]
+    assert await env.client.exists(env.qk.breaker) == 0
     assert await env.wake_len() == 0
+
+
+async def test_lease_lost_wakes_nobody(env: Env) -> None:
+    await _claimed(env, "a")
+    await env.submit(row("waiting"))
+    await env.clear_wake()
+    assert await env.store.complete(env.qk, DONE, KEEP, [("a", b"9", b"j1")]) == [LEASE_LOST]
+    assert await env.wake_len() == 0
+
+
+async def test_completion_clears_a_cancel_request(env: Env) -> None:
+    fences = await _claimed(env, "a")
+    assert await env.cancel("a") == (OK, "requested")
+    assert await env.store.complete(env.qk, DONE, KEEP, [("a", fences["a"], b"j1")]) == [OK]
+    h = await env.task("a")
+    assert h["status"] == "completed"
+    assert "cancel" not in h

@@ -1,4 +1,5 @@
-"""fail-6.lua: retry scheduling, final failure with retention, fence check, breaker counting."""
+"""fail-8.lua: retry scheduling, final failure with retention, fence check, breaker counting,
+wake-ups (dead letters and the error history: test_dead_letters.py)."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ async def test_final_failure_is_failed_with_retention(env: Env) -> None:
     assert h["status"] == "failed"
     assert h["error"] == "last"
     assert h["completed"] == str(NOW + 100)
-    assert h["retries"] == "0"
+    assert h.get("retries", "0") == "0"  # submit no longer writes the zero counter
     assert h["owner"] == ""
     assert await env.leased() == []
     assert await env.scheduled() == []
@@ -165,3 +166,19 @@ async def test_open_breaker_outlives_its_reset_period_with_short_retention(env: 
     assert br["state"] == "open"
     assert br["probe_at"] == str(NOW + RESET)
     assert await env.pttl(env.qk.breaker) >= RESET - 5_000
+
+
+async def test_final_failure_wakes_idle_workers_when_ready_tasks_wait(env: Env) -> None:
+    """A task failed for good frees a slot (e.g. of global_max_workers)."""
+    fence = await _claim_one(env)
+    await env.submit(row("waiting"))
+    await env.clear_wake()
+    assert (await env.fail("a", fence, retry_due=0))[0] == OK
+    assert await env.wake_len() == 1
+
+
+async def test_final_failure_without_ready_tasks_wakes_nobody(env: Env) -> None:
+    fence = await _claim_one(env)
+    await env.clear_wake()
+    assert (await env.fail("a", fence, retry_due=0))[0] == OK
+    assert await env.wake_len() == 0

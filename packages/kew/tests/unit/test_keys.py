@@ -12,11 +12,14 @@ from kew.keys import QueueKeys, namespace_pattern, queues_key
 TAG = re.compile(r"\{([^}]*)\}")
 
 
+NAMESPACE_WIDE = {"id_prefix"}  # task-id keys: one per id across every queue of a namespace
+
+
 def _queue_keys(qk: QueueKeys) -> dict[str, str]:
-    """Every key name QueueKeys can produce (properties and methods)."""
+    """Every per-queue key name QueueKeys can produce (properties and methods)."""
     keys: dict[str, str] = {}
     for name, member in inspect.getmembers(type(qk)):
-        if name.startswith("_"):
+        if name.startswith("_") or name in NAMESPACE_WIDE:
             continue
         if isinstance(member, property):
             keys[name] = getattr(qk, name)
@@ -136,3 +139,13 @@ def test_namespace_pattern_does_not_match_a_longer_namespace() -> None:
     assert not _redis_glob_match(pattern, QueueKeys("app:staging", "q").ready)
     assert not _redis_glob_match(pattern, queues_key("app:staging"))
     assert not _redis_glob_match(pattern, QueueKeys("app-2", "q").ready)
+
+
+def test_task_id_keys_are_namespace_wide_and_never_collide_with_a_queue() -> None:
+    """Ids are unique across a namespace's queues; their keys use the empty tag ``{}``, which no
+    queue can have (queue names are non-empty), and are matched by the namespace pattern."""
+    a, b = QueueKeys("kew", "a"), QueueKeys("kew", "b")
+    assert a.id_prefix == b.id_prefix == "kew:{}:id:"
+    assert fnmatch.fnmatchcase(a.id_prefix + "t-1", namespace_pattern("kew"))
+    assert not fnmatch.fnmatchcase(a.id_prefix + "t-1", namespace_pattern("other"))
+    assert QueueKeys("kew2", "a").id_prefix != a.id_prefix

@@ -25,6 +25,10 @@ WRONG_TYPES: dict[str, list[object]] = {
     "circuit_breaker_reset_timeout": ["60", None, False],
     "max_retries": ["0", 0.0, False, None],
     "retry_delay": ["1", None, True],
+    "global_max_workers": ["1", 1.0, 2.5, True, [1]],
+    "rate_limit": ["5", 5.0, 0.5, True, [5]],
+    "rate_period": ["1", None, True, [1.0]],
+    "rate_burst": ["2", 2.0, False, [2]],
 }
 
 # field -> values of the right type but out of range
@@ -38,6 +42,10 @@ OUT_OF_RANGE: dict[str, list[object]] = {
     "circuit_breaker_reset_timeout": [0, 0.0, -1.0, NAN, INF],
     "max_retries": [-1],
     "retry_delay": [-0.001, -1, NAN, INF],
+    "global_max_workers": [0, -1],
+    "rate_limit": [0, -1],
+    "rate_period": [0, 0.0, -1, -0.5, NAN, INF, -INF],
+    "rate_burst": [0, -2],
 }
 
 
@@ -85,11 +93,27 @@ def test_out_of_range_raises_invalid_argument(field: str, value: object) -> None
         ("retry_delay", 0),
         ("retry_delay", 0.0),
         ("name", "orders:eu west"),
+        ("global_max_workers", 1),
+        ("global_max_workers", None),
+        ("rate_limit", 1),
+        ("rate_limit", None),
+        ("rate_period", 0.001),
+        ("rate_period", 60),
+        ("rate_burst", None),
     ],
 )
 def test_boundary_values_are_accepted(field: str, value: object) -> None:
     cfg = _config(**{field: value})
     assert getattr(cfg, field) == value
+
+
+def test_rate_burst_of_one_is_accepted_with_a_rate_limit() -> None:
+    assert _config(rate_limit=5, rate_burst=1).rate_burst == 1
+
+
+def test_rate_burst_without_rate_limit_is_rejected() -> None:
+    with pytest.raises(InvalidArgumentError, match="rate_burst needs rate_limit"):
+        _config(rate_burst=5)
 
 
 def test_defaults_match_the_original_api() -> None:
@@ -102,6 +126,10 @@ def test_defaults_match_the_original_api() -> None:
     assert cfg.circuit_breaker_reset_timeout == 60
     assert cfg.max_retries == 0
     assert cfg.retry_delay == 1.0
+    assert cfg.global_max_workers is None
+    assert cfg.rate_limit is None
+    assert cfg.rate_period == 1.0
+    assert cfg.rate_burst is None
 
 
 def test_positional_order_matches_the_original_api() -> None:
@@ -114,6 +142,27 @@ def test_positional_order_matches_the_original_api() -> None:
     )
     assert (cfg.task_timeout, cfg.max_circuit_breaker_failures) == (10.0, 5)
     assert (cfg.circuit_breaker_reset_timeout, cfg.max_retries, cfg.retry_delay) == (30.0, 2, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, (0, 0, 1000, 0)),  # no limits at all
+        ({"global_max_workers": 4}, (4, 0, 1000, 0)),
+        ({"rate_limit": 5}, (0, 5, 1000, 5)),  # burst defaults to the rate
+        ({"rate_limit": 5, "rate_burst": 20}, (0, 5, 1000, 20)),
+        ({"rate_limit": 5, "rate_burst": 1}, (0, 5, 1000, 1)),
+        ({"rate_limit": 2, "rate_period": 2.5}, (0, 2, 2500, 2)),
+        ({"rate_limit": 2, "rate_period": 60}, (0, 2, 60_000, 2)),
+        ({"rate_limit": 1, "rate_period": 0.0004}, (0, 1, 1, 1)),  # never a 0 ms period
+        ({"rate_limit": 1, "rate_period": 0.0016}, (0, 1, 2, 1)),  # rounded to the nearest ms
+        ({"global_max_workers": 3, "rate_limit": 7, "rate_burst": 9}, (3, 7, 1000, 9)),
+    ],
+)
+def test_claim_limits(overrides: dict[str, object], expected: tuple[int, int, int, int]) -> None:
+    limits = _config(**overrides).claim_limits()
+    assert limits == expected
+    assert all(type(v) is int for v in limits)
 
 
 def test_config_is_frozen() -> None:
@@ -154,7 +203,14 @@ def test_priority_order_lower_value_first() -> None:
 def test_task_status_values_and_terminal() -> None:
     assert {s.value for s in TaskStatus} >= {"queued", "processing", "completed", "failed", "retry"}
     assert TaskStatus("retry") is TaskStatus.RETRY
-    assert {s for s in TaskStatus if s.is_terminal} == {TaskStatus.COMPLETED, TaskStatus.FAILED}
+    assert TaskStatus("cancelled") is TaskStatus.CANCELLED
+    assert {s for s in TaskStatus if s.is_terminal} == {
+        TaskStatus.COMPLETED,
+        TaskStatus.FAILED,
+        TaskStatus.CANCELLED,
+    }
+    assert not any(s.is_terminal for s in (TaskStatus.QUEUED, TaskStatus.PROCESSING))
+    assert not TaskStatus.RETRY.is_terminal
 
 
 # -- TaskInfo -------------------------------------------------------------------------------
@@ -277,8 +333,89 @@ def test_to_dict_is_json_friendly() -> None:
         "error": "e",
         "retry_count": 1,
         "attempts": 0,
+        "errors": [],
+        "progress": None,
+        "progress_message": None,
     }
     assert json.loads(json.dumps(d)) == d
+
+
+def test_to_dict_carries_errors_and_progress() -> None:
+    info = TaskInfo.from_hash(
+        _hash(
+            status="processing",
+            errors="first\x1esecond",
+            progress="0.25",
+            progress_message="row 5",
+        )
+    )
+    d = info.to_dict()
+    assert (d["errors"], d["progress"], d["progress_message"]) == (
+        ["first", "second"],
+        0.25,
+        "row 5",
+    )
+    assert d["errors"] is not info.errors  # a copy: the dict can be changed freely
+    assert json.loads(json.dumps(d)) == d
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        (None, []),
+        (b"", []),
+        (b"boom", ["boom"]),
+        (b"e1\x1ee2\x1ee3", ["e1", "e2", "e3"]),
+        ("échec ✗\x1eValueError".encode(), ["échec ✗", "ValueError"]),
+        (b"a b\x1e\x1ec", ["a b", "", "c"]),  # an empty middle entry is kept in place
+    ],
+)
+def test_from_hash_errors_history(stored: bytes | None, expected: list[str]) -> None:
+    fields = _hash(status="failed", error="last")
+    if stored is not None:
+        fields[b"errors"] = stored
+    info = TaskInfo.from_hash(fields)
+    assert info.errors == expected
+    assert info.error == "last"
+
+
+def test_from_hash_errors_lists_are_not_shared() -> None:
+    a, b = TaskInfo.from_hash(_hash()), TaskInfo.from_hash(_hash())
+    a.errors.append("x")
+    assert b.errors == []
+    assert TaskInfo("a", "t", "q", 2).errors == []
+
+
+@pytest.mark.parametrize(
+    ("progress", "message", "expected"),
+    [
+        (None, None, (None, None)),
+        (b"0.5", b"half", (0.5, "half")),
+        (b"0.0", b"", (0.0, "")),  # 0 and an empty message are values, not "none"
+        (b"42", b"rows", (42.0, "rows")),
+        (b"-1.5", "étape ✓".encode(), (-1.5, "étape ✓")),
+        (b"1e-06", None, (1e-06, None)),
+    ],
+)
+def test_from_hash_progress(
+    progress: bytes | None, message: bytes | None, expected: tuple[float | None, str | None]
+) -> None:
+    fields = _hash(status="processing")
+    if progress is not None:
+        fields[b"progress"] = progress
+    if message is not None:
+        fields[b"progress_message"] = message
+    info = TaskInfo.from_hash(fields)
+    assert (info.progress, info.progress_message) == expected
+    assert info.progress is None or type(info.progress) is float
+
+
+def test_from_hash_cancelled_task() -> None:
+    info = TaskInfo.from_hash(_hash(status="cancelled", completed=NOW_MS + 9, due=NOW_MS + 60_000))
+    assert info.status is TaskStatus.CANCELLED
+    assert info.status.is_terminal
+    assert info.completed_time == _local(NOW_MS + 9)
+    assert info.due_time is None  # only QUEUED and RETRY tasks have a due time
 
 
 def test_to_dict_of_new_task_has_none_times() -> None:

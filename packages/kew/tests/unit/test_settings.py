@@ -26,6 +26,36 @@ def test_defaults() -> None:
     assert s.idle_wait == DEFAULT_IDLE_WAIT
     assert s.submit_chunk == DEFAULT_SUBMIT_CHUNK
     assert DEFAULT_CLAIM_LIMIT >= 1
+    assert s.dead_letter_ttl == DEFAULT_RETENTION
+
+
+def test_dead_letter_ttl_defaults_to_the_retention() -> None:
+    s = ManagerSettings(retention=120)
+    assert s.dead_letter_ttl == 120.0
+    assert type(s.dead_letter_ttl) is float
+
+
+def test_dead_letter_ttl_of_its_own() -> None:
+    s = ManagerSettings(retention=60, dead_letter_retention=7 * 86_400)
+    assert s.dead_letter_ttl == 7 * 86_400.0
+    assert type(s.dead_letter_ttl) is float
+    assert s.retention == 60.0  # finished tasks still use the retention
+    shorter = ManagerSettings(retention=86_400, dead_letter_retention=30)
+    assert shorter.dead_letter_ttl == 30.0
+
+
+@pytest.mark.parametrize("value", [0, 0.0, -1, math.nan, math.inf, -math.inf, True, "5", [1]])
+def test_invalid_dead_letter_retention(value: object) -> None:
+    with pytest.raises(InvalidArgumentError):
+        ManagerSettings(dead_letter_retention=value)  # type: ignore[arg-type]
+
+
+def test_dead_letter_retention_has_the_retention_lower_bound() -> None:
+    """Like ``retention``: below 1 ms it would become 0 ms, and a failed task's record (and its
+    dead-letter entry) would be deleted the moment it fails."""
+    with pytest.raises(InvalidArgumentError):
+        ManagerSettings(dead_letter_retention=0.0005)
+    assert ManagerSettings(dead_letter_retention=0.001).dead_letter_ttl == 0.001
 
 
 def test_renew_interval_is_a_third_of_the_lease() -> None:

@@ -96,7 +96,7 @@ if waiting > 0 and claimed < n then
   if probe_at then next_due = earlier(next_due, probe_at) end
 end
 if rate > 0 and claimed > 0 then
-  local next_token = rate_spend(bucket, now, tokens, claimed, rate, period_ms)
+  local next_token = rate_spend(bucket, now, tokens, claimed, rate, period_ms, burst)
   if waiting > 0 and next_token > now then
     result[2] = 1
     next_due = earlier(next_due, next_token)
@@ -104,7 +104,7 @@ if rate > 0 and claimed > 0 then
 elseif rate > 0 and waiting > 0 and allowed == 0 then
   local t = rate_tokens(bucket, now, rate, period_ms, burst)
   if t < 1 then
-    next_due = earlier(next_due, now + math.ceil((1 - t) * period_ms / rate))
+    next_due = earlier(next_due, now + token_wait(t, rate, period_ms))
   end
 end
 if waiting > 0 and result[2] == 0 then

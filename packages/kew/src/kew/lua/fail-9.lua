@@ -17,10 +17,13 @@
 -- ARGV[7] breaker max failures  ARGV[8] breaker reset (ms)  ARGV[9] count for breaker (1/0)
 --
 -- The error of every attempt is appended to the task's 'errors' field, separated by \30.
--- Returns {code, consecutive breaker failures}: OK, or LEASE_LOST when the fence is stale.
+-- Returns {code, consecutive breaker failures, outcome}: code OK, or LEASE_LOST when the fence
+-- is stale; outcome 'retry', 'failed', or 'cancelled' when cancel_task had asked for the run to
+-- stop (such a task is neither retried nor kept as a dead letter).
 --!include includes/codes.lua
 --!include includes/ready_score.lua
 --!include includes/breaker.lua
+--!include includes/promote_due.lua
 local task, leased, scheduled, wake, breaker, events, dead, ready, idkey =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local id = ARGV[1]
@@ -29,9 +32,10 @@ local retry_due = tonumber(ARGV[5])
 local retention = tonumber(ARGV[6])
 
 if redis.call('HGET', task, 'fence') ~= ARGV[2] or not redis.call('ZSCORE', leased, id) then
-  return {LEASE_LOST, 0}
+  return {LEASE_LOST, 0, ''}
 end
 redis.call('ZREM', leased, id)
+local outcome = 'failed'
 local errors = redis.call('HGET', task, 'errors')
 if errors then
   errors = errors .. '\30' .. ARGV[4]
@@ -39,7 +43,10 @@ else
   errors = ARGV[4]
 end
 redis.call('HSET', task, 'error', ARGV[4], 'errors', errors, 'owner', '')
-if retry_due > 0 then
+if finish_if_cancel_requested(task, idkey, events, id, now) then
+  outcome = 'cancelled'
+elseif retry_due > 0 then
+  outcome = 'retry'
   redis.call('HSET', task, 'status', 'retry', 'due', retry_due)
   redis.call('HINCRBY', task, 'retries', 1)
   redis.call('ZADD', scheduled, retry_due, id)
@@ -60,4 +67,4 @@ local failures = 0
 if ARGV[9] == '1' then
   failures = breaker_failure(breaker, now, tonumber(ARGV[7]), tonumber(ARGV[8]), retention)
 end
-return {OK, failures}
+return {OK, failures, outcome}

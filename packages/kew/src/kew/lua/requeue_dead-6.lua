@@ -26,7 +26,7 @@ for _, id in ipairs(ids) do
       redis.call('PERSIST', key)
       redis.call('SET', idprefix .. id, redis.call('HGET', key, 'queue'))
       redis.call('HSET', key, 'status', 'queued', 'retries', 0, 'due', 0)
-      redis.call('HDEL', key, 'completed', 'started', 'seq')
+      redis.call('HDEL', key, 'completed', 'started', 'seq', 'cancel')
       make_ready(ready, meta, key, id, f[2], nil)
       requeued = requeued + 1
     end

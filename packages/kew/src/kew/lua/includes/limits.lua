@@ -24,13 +24,19 @@ local function rate_tokens(bucket, now, rate, period_ms, burst)
   return tokens
 end
 
+-- Milliseconds until the bucket holds a whole token again (the epsilon absorbs float error).
+local function token_wait(tokens, rate, period_ms)
+  return math.max(1, math.ceil((1 - tokens) * period_ms / rate - 1e-6))
+end
+
 -- Spend `taken` tokens at `now`; returns when (ms) the next whole token will be there.
-local function rate_spend(bucket, now, tokens, taken, rate, period_ms)
+local function rate_spend(bucket, now, tokens, taken, rate, period_ms, burst)
   local left = tokens - taken
   redis.call('HSET', bucket, 'tokens', tostring(left), 'ts', now)
-  redis.call('PEXPIRE', bucket, period_ms * 2 + 60000)
+  -- keep the bucket until it would be full again (an expired bucket starts full)
+  redis.call('PEXPIRE', bucket, math.ceil((burst - left) * period_ms / rate) + period_ms + 1000)
   if left >= 1 then
     return now
   end
-  return now + math.ceil((1 - left) * period_ms / rate)
+  return now + token_wait(left, rate, period_ms)
 end

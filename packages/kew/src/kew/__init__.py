@@ -9,6 +9,7 @@ from .breaker import RedisCircuitBreaker
 from .clock import Clock, SystemClock
 from .context import TaskContext, current_task
 from .exceptions import (
+    AttemptTimeoutError,
     InvalidArgumentError,
     KewConnectionError,
     LeaseLostError,
@@ -30,6 +31,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "AttemptTimeoutError",
     "Clock",
     "InvalidArgumentError",
     "KewConnectionError",

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import re
 import socket
 from typing import Any
 
@@ -23,7 +22,7 @@ _memory_servers: dict[str, Any] = {}
 
 # Connections one manager may open; callers beyond it wait up to POOL_WAIT seconds for one to
 # come free (redis-py's default pool raises at once instead).
-MAX_CONNECTIONS = 256
+MAX_CONNECTIONS = 1024
 POOL_WAIT = 30.0
 
 
@@ -33,8 +32,21 @@ def is_memory_url(url: str) -> bool:
 
 
 def mask_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***`` (for messages and logs)."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    """Return ``url`` with any password replaced by ``***`` (for messages and logs).
+
+    The credentials end at the last ``@`` before the host, so passwords containing ``@`` or
+    ``:`` are masked whole.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    creds, at, host = netloc.rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = creds.partition(":")
+    masked = f"{user}:***" if colon else creds
+    return f"{scheme}://{masked}@{host}{slash}{path}"
 
 
 def _memory_client(url: str) -> Redis:

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from .clock import real_sleep
-from .exceptions import TaskQueueError
+from .exceptions import QueueProcessorError, TaskQueueError
 from .store import RedisStore
 
 __all__ = ["TaskEvents"]
@@ -96,7 +96,7 @@ class TaskEvents:
             self.notify(task_id)
 
     async def close(self) -> None:
-        """Stop listening and cancel every waiter."""
+        """Stop listening; every waiter gets QueueProcessorError."""
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -104,5 +104,6 @@ class TaskEvents:
             self._listener = None
         for waiters in self._waiters.values():
             for fut in waiters:
-                fut.cancel()
+                if not fut.done():
+                    fut.set_exception(QueueProcessorError("the manager was shut down"))
         self._waiters.clear()

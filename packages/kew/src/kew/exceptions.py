@@ -10,6 +10,7 @@ The tree::
     ├── InvalidArgumentError (ValueError)   bad input caught at the call; nothing was written
     ├── SerializationError (ValueError)     an argument or result cannot be stored
     ├── TaskTimeoutError (TimeoutError)     wait_for_task ran out of time
+    ├── AttemptTimeoutError (TimeoutError)  an attempt ran past task_timeout (given to on_task_fail)
     ├── LeaseLostError                      this run's lease was taken over (fencing token stale)
     └── KewConnectionError (ConnectionError) Redis unreachable or not answering
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "AttemptTimeoutError",
     "InvalidArgumentError",
     "KewConnectionError",
     "LeaseLostError",
@@ -68,6 +70,15 @@ class SerializationError(TaskQueueError, ValueError):
 
 class TaskTimeoutError(TaskQueueError, TimeoutError):
     """``wait_for_task`` did not see a terminal state within its timeout."""
+
+
+class AttemptTimeoutError(TaskQueueError, TimeoutError):
+    """An attempt ran longer than its queue's ``task_timeout`` and was cancelled; the task's
+    ``error`` reads "task timed out after N s". ``on_task_fail`` receives this exception."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"task timed out after {seconds:g} s")
+        self.seconds = seconds
 
 
 class LeaseLostError(TaskQueueError):

@@ -15,15 +15,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from .exceptions import AttemptTimeoutError
+
 __all__ = ["AttemptTimeout", "is_async_callable", "run_attempt"]
 
 
-class AttemptTimeout(Exception):
-    """The attempt ran longer than the queue's ``task_timeout``."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"task timed out after {seconds:g} s")
-        self.seconds = seconds
+AttemptTimeout = AttemptTimeoutError  # the name used inside kew
 
 
 def is_async_callable(func: Callable[..., Any]) -> bool:
@@ -58,11 +55,14 @@ async def run_attempt(
     if is_async_callable(func):
         try:
             async with asyncio.timeout(timeout) as cm:
-                return await func(*args, **kwargs)
+                value = await func(*args, **kwargs)
         except TimeoutError:
             if cm.expired():
                 raise AttemptTimeout(timeout) from None
             raise
+        if cm.expired():  # the task swallowed the cancellation and returned anyway
+            raise AttemptTimeout(timeout)
+        return value
     loop = asyncio.get_running_loop()
     call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
     future = loop.run_in_executor(executor(), call)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 import uuid
@@ -19,11 +20,12 @@ from typing import Any
 
 from .admin import AdminMixin
 from .breaker import RedisCircuitBreaker
-from .clock import Clock, SystemClock
+from .clock import Clock, SystemClock, real_sleep
 from .connection import create_client
 from .events import TaskEvents
 from .exceptions import (
     InvalidArgumentError,
+    KewConnectionError,
     QueueNotFoundError,
     QueueProcessorError,
     TaskNotFoundError,
@@ -38,14 +40,21 @@ from .scheduling import to_ms
 from .serialization import decode_result
 from .settings import ManagerSettings
 from .store import RedisStore
-from .submission import SubmitCoalescer, TaskRow, build_row, rows_from_dicts, submit_batch
+from .submission import (
+    SubmitCoalescer,
+    TaskRow,
+    build_row,
+    check_size,
+    rows_from_dicts,
+    submit_batch,
+)
 from .worker import QueueWorker
 
 __all__ = ["TaskQueueManager"]
 
 logger = logging.getLogger("kew")
 
-_RECHECK_INTERVAL = 5.0  # seconds: wait_for_task re-reads the record if no event arrived
+_RECHECK_INTERVAL = 30.0  # seconds: wait_for_task re-reads the record if no event arrived
 
 
 class TaskQueueManager(AdminMixin):
@@ -72,6 +81,11 @@ class TaskQueueManager(AdminMixin):
         submit_chunk: tasks per round trip in ``submit_tasks`` (default 1000).
         dead_letter_retention: seconds tasks that failed for good stay in the dead-letter set
             (default: ``retention``).
+        max_reclaims: lease expiries (the running process died or hung) a task may cause before
+            it fails for good as a dead letter (default 3; 0 = no limit).
+        max_payload_bytes: largest stored function + arguments of one task, and largest stored
+            result, in bytes (default 16 MiB; Redis itself stops at 512 MB). A larger submit
+            raises SerializationError; a larger result fails the task.
 
     Raises:
         InvalidArgumentError: a hook is not callable, or a setting is out of range.
@@ -92,6 +106,8 @@ class TaskQueueManager(AdminMixin):
         idle_wait: float = 30.0,
         submit_chunk: int = 1000,
         dead_letter_retention: float | None = None,
+        max_reclaims: int = 3,
+        max_payload_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         if not isinstance(redis_url, str) or "://" not in redis_url:
             raise InvalidArgumentError(f"redis_url must be a URL string, got {redis_url!r}")
@@ -99,7 +115,14 @@ class TaskQueueManager(AdminMixin):
         self.cleanup_on_start = bool(cleanup_on_start)
         self.hooks = Hooks(on_task_start, on_task_complete, on_task_fail)
         self.settings = ManagerSettings(
-            namespace, lease_timeout, retention, idle_wait, submit_chunk
+            namespace=namespace,
+            lease_timeout=lease_timeout,
+            retention=retention,
+            idle_wait=idle_wait,
+            submit_chunk=submit_chunk,
+            dead_letter_retention=dead_letter_retention,
+            max_reclaims=max_reclaims,
+            max_payload_bytes=max_payload_bytes,
         )
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.queues: dict[str, Queue] = {}
@@ -109,6 +132,7 @@ class TaskQueueManager(AdminMixin):
         self._submitters: dict[str, SubmitCoalescer] = {}
         self._known_queues: set[str] = set()
         self._closed = False
+        self._shutdown_task: asyncio.Future[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -161,9 +185,14 @@ class TaskQueueManager(AdminMixin):
             timeout: seconds to wait for running tasks (>= 0). Tasks still running then are
                 cancelled and handed back to their queue at once (not failed, not lost).
         """
-        if self._closed:
-            return
-        self._closed = True
+        if self._shutdown_task is None:
+            self._closed = True
+            self._shutdown_task = asyncio.ensure_future(self._shutdown(wait, timeout))
+        # shielded: a caller that is cancelled (or a task calling shutdown on its own manager)
+        # cannot leave the manager half-closed; a second call waits for the same shutdown
+        await asyncio.shield(self._shutdown_task)
+
+    async def _shutdown(self, wait: bool, timeout: float) -> None:
         await asyncio.gather(
             *(q.worker.stop(wait, timeout) for q in self.queues.values()), return_exceptions=True
         )
@@ -300,6 +329,7 @@ class TaskQueueManager(AdminMixin):
         row = build_row(
             now, task_id, task_type, task_func, priority, args, kwargs, _defer_by, _defer_until
         )
+        check_size(row, self.settings.max_payload_bytes)
         await self._submitters[queue.name].submit(row)
         return self._info_for(queue.name, row, now)
 
@@ -322,7 +352,7 @@ class TaskQueueManager(AdminMixin):
         queue = self._queue(queue_name)
         store = self._require_store()
         now = self.clock.now()
-        rows = rows_from_dicts(now, tasks)
+        rows = rows_from_dicts(now, tasks, self.settings.max_payload_bytes)
         if not rows:
             return []
         await submit_batch(
@@ -364,42 +394,58 @@ class TaskQueueManager(AdminMixin):
         return TaskInfo.from_hash(fields, result)
 
     async def wait_for_task(self, task_id: str, timeout: float | None = None) -> TaskInfo:
-        """Wait until a task is COMPLETED or FAILED and return its record.
+        """Wait until a task is COMPLETED, FAILED or CANCELLED and return its record.
 
         Woken by the event the finishing process publishes (no polling on the caller's side);
-        the record is also re-read every few seconds in case an event was missed while the
-        subscription reconnected.
+        the record is also re-read every 30 s in case an event was missed while the
+        subscription reconnected. Redis outages shorter than the timeout are waited through.
 
         Args:
             task_id: the task's id.
-            timeout: real seconds to wait at most (None: no limit).
+            timeout: real seconds to wait at most (number >= 0; None: no limit). The bound
+                holds even when Redis stops answering.
 
         Raises:
             TaskNotFoundError: no record of the task.
             TaskTimeoutError: (a TimeoutError) not finished within ``timeout``.
+            QueueProcessorError: the manager was shut down while waiting.
+            InvalidArgumentError: a bad timeout.
         """
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or math.isnan(timeout)
+            or timeout < 0
+        ):
+            raise InvalidArgumentError(f"timeout must be seconds >= 0 or None, got {timeout!r}")
         self._require_store()
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._wait_until_done(task_id)
+        except TimeoutError:
+            raise TaskTimeoutError(f"task {task_id!r} did not finish within {timeout} s") from None
+
+    async def _wait_until_done(self, task_id: str) -> TaskInfo:
         assert self._events is not None
-        await self._events.start()
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + max(0.0, timeout)
+        events = self._events
+        await events.start()
+        backoff = 0.1
         while True:
-            fut = self._events.register(task_id)
+            fut = events.register(task_id)
             try:
-                info = await self.get_task_status(task_id)
+                try:
+                    info = await self.get_task_status(task_id)
+                except KewConnectionError:
+                    await real_sleep(backoff)  # Redis away: wait it out, within the timeout
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                backoff = 0.1
                 if info.status.is_terminal:
                     return info
-                wait = (
-                    _RECHECK_INTERVAL
-                    if deadline is None
-                    else min(_RECHECK_INTERVAL, deadline - loop.time())
-                )
-                if wait <= 0:
-                    raise TaskTimeoutError(f"task {task_id!r} did not finish within {timeout} s")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(fut), wait)
+                    await asyncio.wait_for(asyncio.shield(fut), _RECHECK_INTERVAL)
             finally:
-                self._events.discard(task_id, fut)
+                events.discard(task_id, fut)
 
     async def get_ongoing_tasks(self) -> list[TaskInfo]:
         """Records of every task running now, in any process, in this namespace's queues."""

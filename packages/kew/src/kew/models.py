@@ -170,8 +170,11 @@ class QueueConfig:
 
 def _ts(value: bytes | None) -> datetime | None:
     """Milliseconds since the epoch (as stored) -> naive local datetime, like the original."""
-    ms = int(value) if value else 0
-    return datetime.fromtimestamp(ms / 1000.0) if ms > 0 else None
+    try:
+        ms = int(value) if value else 0
+        return datetime.fromtimestamp(ms / 1000.0) if ms > 0 else None
+    except (ValueError, OverflowError, OSError):  # a corrupt or out-of-range field
+        return None
 
 
 @dataclass

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from .exceptions import InvalidArgumentError
 
 __all__ = [
+    "MAX_DUE",
     "backoff_delay",
     "breaker_state",
     "due_time",
@@ -20,6 +21,9 @@ __all__ = [
     "to_ms",
     "wait_seconds",
 ]
+
+
+MAX_DUE = 253_402_214_400.0  # 9999-12-31T00:00:00Z: the last time a datetime can show
 
 
 def to_ms(seconds: float) -> int:
@@ -55,21 +59,28 @@ def due_time(now: float, defer_by: object = None, defer_until: object = None) ->
         a zero delay, or a ``defer_until`` not in the future).
 
     Raises:
-        InvalidArgumentError: both arguments given, a negative/NaN/infinite delay, or wrong types.
+        InvalidArgumentError: both arguments given, a negative/NaN/infinite delay, wrong types,
+            or a due time past the year 9999.
     """
     if defer_by is not None and defer_until is not None:
         raise InvalidArgumentError("give either _defer_by or _defer_until, not both")
     if defer_by is not None:
         seconds = _defer_seconds(defer_by)
-        return now + seconds if seconds > 0 else None
-    if defer_until is not None:
+        at = now + seconds
+    elif defer_until is not None:
         if not isinstance(defer_until, datetime):
             raise InvalidArgumentError(
                 f"_defer_until must be a datetime, got {type(defer_until).__name__}"
             )
-        at = defer_until.timestamp()
-        return at if at > now else None
-    return None
+        try:
+            at = defer_until.timestamp()
+        except (ValueError, OverflowError, OSError) as exc:
+            raise InvalidArgumentError(f"_defer_until {defer_until!r} is out of range") from exc
+    else:
+        return None
+    if at > MAX_DUE:
+        raise InvalidArgumentError("a task cannot be deferred past the year 9999")
+    return at if at > now else None
 
 
 def backoff_delay(retry_delay: float, failure_number: int) -> float:

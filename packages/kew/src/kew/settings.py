@@ -11,6 +11,8 @@ __all__ = [
     "DEFAULT_CLAIM_LIMIT",
     "DEFAULT_IDLE_WAIT",
     "DEFAULT_LEASE_TIMEOUT",
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "DEFAULT_MAX_RECLAIMS",
     "DEFAULT_NAMESPACE",
     "DEFAULT_RETENTION",
     "DEFAULT_SUBMIT_CHUNK",
@@ -23,6 +25,8 @@ DEFAULT_RETENTION = 86_400.0  # seconds a finished task's record and result are 
 DEFAULT_IDLE_WAIT = 30.0  # longest blocking wait of an idle worker, seconds
 DEFAULT_CLAIM_LIMIT = 1000  # most scheduled promotions / lease reclaims per claim call
 DEFAULT_SUBMIT_CHUNK = 1000  # tasks per round trip in submit_tasks
+DEFAULT_MAX_RECLAIMS = 3  # lease expiries (crashed/hung processes) before a task is dead
+DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024  # stored function + arguments, or result
 STAGING_TTL = 600.0  # seconds a half-written chunked batch may wait for its commit
 
 
@@ -53,6 +57,11 @@ class ManagerSettings:
         submit_chunk: tasks per round trip in ``submit_tasks`` (default 1000).
         dead_letter_retention: seconds a task that failed for good is kept in its queue's
             dead-letter set, counted from its failure (default: ``retention``).
+        max_reclaims: how many times a task's lease may expire (its process died or hung while
+            running it) before it fails for good as a dead letter instead of running again:
+            a task that kills its process must not crash-loop the fleet (int >= 0, 0 = no
+            limit; default 3).
+        max_payload_bytes: largest stored task payload or result in bytes (default 16 MiB).
 
     Raises:
         InvalidArgumentError: a value of the wrong type or out of range.
@@ -64,6 +73,8 @@ class ManagerSettings:
     idle_wait: float = DEFAULT_IDLE_WAIT
     submit_chunk: int = DEFAULT_SUBMIT_CHUNK
     dead_letter_retention: float | None = None
+    max_reclaims: int = DEFAULT_MAX_RECLAIMS
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
 
     def __post_init__(self) -> None:
         ns = self.namespace
@@ -80,6 +91,14 @@ class ManagerSettings:
                 raise InvalidArgumentError(f"{name} must be >= 0.001 s, got {getattr(self, name)}")
         if self.lease_timeout < 0.1:
             raise InvalidArgumentError(f"lease_timeout must be >= 0.1 s, got {self.lease_timeout}")
+        mp = self.max_payload_bytes
+        if isinstance(mp, bool) or not isinstance(mp, int) or not 1 <= mp <= 512 * 1024 * 1024:
+            raise InvalidArgumentError(
+                f"max_payload_bytes must be an int in 1..512 MiB, got {mp!r}"
+            )
+        mr = self.max_reclaims
+        if isinstance(mr, bool) or not isinstance(mr, int) or mr < 0:
+            raise InvalidArgumentError(f"max_reclaims must be an int >= 0, got {mr!r}")
         chunk = self.submit_chunk
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
             raise InvalidArgumentError(f"submit_chunk must be an int >= 1, got {chunk!r}")

@@ -46,6 +46,7 @@ _SCRIPT_KEYS = {
         k.rate,
         k.id_prefix,
         k.events,
+        k.dead,
     ],
     "extend": lambda k: [k.leased, k.task_prefix],
     "complete": lambda k: [
@@ -157,6 +158,8 @@ class RedisStore:
                 return "embedded"
         except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
             raise self._connection_error(exc) from exc
+        except rexc.RedisError as exc:  # e.g. a bad DB index or password
+            raise KewConnectionError(f"Redis at {self._url} refused the connection: {exc}") from exc
         return str(info.get("redis_version", "unknown"))
 
     async def close(self) -> None:
@@ -221,15 +224,19 @@ class RedisStore:
         reset_ms: int,
         limit: int,
         limits: tuple[int, int, int, int] = (0, 0, 0, 0),
+        max_reclaims: int = 0,
+        dead_ms: int = 86_400_000,
     ) -> ClaimResult:
         """Lease up to ``n`` ready tasks (promoting due and reclaiming expired ones first).
 
-        ``limits`` is (fleet-wide max running, rate, rate period in ms, burst); 0 = none.
+        ``limits`` is (fleet-wide max running, rate, rate period in ms, burst); 0 = none. A task
+        whose lease expired more than ``max_reclaims`` times (0 = no limit) becomes a dead
+        letter kept ``dead_ms`` ms instead of running again.
         """
         reply = await self._run(
             "claim",
             self._keys("claim", qk),
-            [now_ms, n, lease_ms, owner, reset_ms, limit, *limits],
+            [now_ms, n, lease_ms, owner, reset_ms, limit, *limits, max_reclaims, dead_ms],
         )
         next_due = int(reply[0])
         tasks = [

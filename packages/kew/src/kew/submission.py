@@ -19,6 +19,7 @@ from .exceptions import (
     InvalidArgumentError,
     QueueProcessorError,
     ScriptCode,
+    SerializationError,
     TaskAlreadyExistsError,
     TaskQueueError,
     error_for_code,
@@ -35,6 +36,7 @@ __all__ = [
     "SubmitCoalescer",
     "TaskRow",
     "build_row",
+    "check_size",
     "rows_from_dicts",
     "submit_batch",
 ]
@@ -83,6 +85,11 @@ def build_row(
         raise InvalidArgumentError(f"task_id must be a non-empty str, got {task_id!r}")
     if not isinstance(task_type, str):
         raise InvalidArgumentError(f"task_type must be a str, got {type(task_type).__name__}")
+    for name, text in (("task_id", task_id), ("task_type", task_type)):
+        try:
+            text.encode()
+        except UnicodeEncodeError as exc:
+            raise InvalidArgumentError(f"{name} is not valid text (UTF-8): {text!r}") from exc
     if not callable(task_func):
         raise InvalidArgumentError(f"task_func must be callable, got {type(task_func).__name__}")
     prio = coerce_priority(priority)
@@ -91,8 +98,24 @@ def build_row(
     return TaskRow(task_id, task_type, prio, due, func_data, encode_args(tuple(args), dict(kwargs)))
 
 
-def rows_from_dicts(now: float, tasks: Sequence[Mapping[str, Any]]) -> list[TaskRow]:
-    """Validate a ``submit_tasks`` batch: every dict, then duplicate ids within the batch.
+def check_size(row: TaskRow, max_bytes: int) -> TaskRow:
+    """Return ``row`` when its stored function and arguments fit in ``max_bytes``.
+
+    Raises:
+        SerializationError: the payload is larger (the message gives both sizes).
+    """
+    size = len(row.func) + len(row.args)
+    if size > max_bytes:
+        raise SerializationError(
+            f"task {row.task_id!r}: payload of {size} bytes exceeds max_payload_bytes ({max_bytes})"
+        )
+    return row
+
+
+def rows_from_dicts(
+    now: float, tasks: Sequence[Mapping[str, Any]], max_bytes: int
+) -> list[TaskRow]:
+    """Validate a ``submit_tasks`` batch: every dict, its size, duplicate ids within the batch.
 
     Raises:
         InvalidArgumentError: not a list of dicts, unknown keys, bad values.
@@ -125,6 +148,7 @@ def rows_from_dicts(now: float, tasks: Sequence[Mapping[str, Any]]) -> list[Task
             spec.get("_defer_by"),
             spec.get("_defer_until"),
         )
+        check_size(row, max_bytes)
         if row.task_id in seen:
             raise TaskAlreadyExistsError(
                 f"task {row.task_id!r} appears more than once in the batch"
@@ -237,6 +261,10 @@ class SubmitCoalescer:
 
     async def _send_waiting(self) -> None:
         batch, self._waiting = self._waiting[:_MAX_COALESCED], self._waiting[_MAX_COALESCED:]
+        batch = [(row, fut) for row, fut in batch if not fut.done()]  # cancelled callers: drop
+        if not batch:
+            self._after_send()
+            return
         try:
             codes = await self._store.submit(
                 self._keys, self._now_ms(), self._max_size, [r.script_args() for r, _ in batch]

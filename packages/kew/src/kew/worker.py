@@ -27,11 +27,11 @@ from .background import spawn
 from .clock import Clock, real_sleep
 from .context import TaskContext, set_current
 from .exceptions import KewConnectionError, SerializationError, TaskQueueError
-from .execution import AttemptTimeout, is_async_callable, run_attempt
+from .execution import is_async_callable, run_attempt
 from .hooks import Hooks
 from .keys import QueueKeys
 from .models import QueueConfig, TaskInfo, TaskStatus
-from .scheduling import backoff_delay, should_retry, to_ms, wait_seconds
+from .scheduling import MAX_DUE, backoff_delay, should_retry, to_ms, wait_seconds
 from .serialization import decode_args, decode_function, encode_result
 from .settings import DEFAULT_CLAIM_LIMIT, ManagerSettings
 from .store import ClaimedTask, RedisStore
@@ -40,10 +40,17 @@ __all__ = ["QueueWorker"]
 
 logger = logging.getLogger("kew")
 
+RELEASE_TIMEOUT = 5.0  # seconds shutdown waits for Redis to take running tasks back
+
 
 def error_text(exc: BaseException) -> str:
-    """The error kept on a task: ``str(exc)``, or the exception's type name when that is empty."""
-    return str(exc) or type(exc).__name__
+    """The error kept on a task: ``str(exc)``, or the exception's type name when that is empty
+    or when ``str()`` itself fails."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    return text or type(exc).__name__
 
 
 async def _no_report(value: float, message: str) -> int:
@@ -172,9 +179,10 @@ class QueueWorker:
         if not hand_back:
             return
         try:
-            handed = await self.store.release(self.keys, hand_back, to_ms(self.clock.now()))
+            async with asyncio.timeout(RELEASE_TIMEOUT):
+                handed = await self.store.release(self.keys, hand_back, to_ms(self.clock.now()))
             logger.info("kew: queue %s handed %d running task(s) back", self.config.name, handed)
-        except TaskQueueError:
+        except (TaskQueueError, TimeoutError):
             logger.exception("kew: could not hand tasks back; their leases will expire")
 
     # -- claiming -----------------------------------------------------------------------------
@@ -199,6 +207,8 @@ class QueueWorker:
                     to_ms(self.config.circuit_breaker_reset_timeout),
                     DEFAULT_CLAIM_LIMIT,
                     self._limits,
+                    self.settings.max_reclaims,
+                    to_ms(self.settings.dead_letter_ttl),
                 )
             except KewConnectionError as exc:
                 logger.warning(
@@ -317,6 +327,11 @@ class QueueWorker:
                     func, args, kwargs, self.config.task_timeout, self._executor_factory
                 )
                 encoded = encode_result(value)
+                if len(encoded) > self.settings.max_payload_bytes:
+                    raise SerializationError(
+                        f"task result of type {type(value).__name__} is {len(encoded)} bytes, "
+                        f"over max_payload_bytes ({self.settings.max_payload_bytes})"
+                    )
             except asyncio.CancelledError as exc:
                 task = asyncio.current_task()
                 if task is None or not task.cancelling():
@@ -324,7 +339,7 @@ class QueueWorker:
                 elif run.cancel_requested and not run.lease_lost:
                     await self._confirm_cancel(run)
                 return  # otherwise: handed back on shutdown, or lease taken over
-            except (Exception, AttemptTimeout) as exc:
+            except (Exception, SystemExit) as exc:  # sys.exit() in a task fails the task only
                 await self._fail(run, exc)
                 return
             await self._complete(run, value, encoded)
@@ -381,7 +396,8 @@ class QueueWorker:
         retry = should_retry(claimed.retries, cfg.max_retries) and not isinstance(
             exc, SerializationError
         )
-        due_ms = to_ms(now + backoff_delay(cfg.retry_delay, claimed.retries + 1)) if retry else 0
+        delay = backoff_delay(cfg.retry_delay, claimed.retries + 1) if retry else 0.0
+        due_ms = to_ms(min(now + delay, MAX_DUE)) if retry else 0
         text = error_text(exc)
         code, _, outcome = await retrying(
             lambda: self.store.fail(
@@ -394,7 +410,7 @@ class QueueWorker:
                 retention_ms=to_ms(self.settings.dead_letter_ttl),
                 breaker_max=cfg.max_circuit_breaker_failures,
                 breaker_reset_ms=to_ms(cfg.circuit_breaker_reset_timeout),
-                count_for_breaker=True,
+                count_for_breaker=not retry,  # a retried attempt is not yet a failed task
             )
         )
         if code != 0:

@@ -10,11 +10,13 @@
 -- KEYS[8] rate       HASH  token bucket of the queue's rate limit
 -- KEYS[9] idprefix   prefix of the namespace's task-id keys
 -- KEYS[10] events    channel: "cancelled <id>" for a reclaimed task whose cancel was asked
+-- KEYS[11] dead      ZSET  dead letters (a task reclaimed more than max_reclaims times)
 --
 -- ARGV[1] now (ms)  ARGV[2] N (free slots)  ARGV[3] lease (ms)  ARGV[4] owner id
 -- ARGV[5] breaker reset timeout (ms)  ARGV[6] limit of promotions / reclaims per call
 -- ARGV[7] fleet-wide max running (0 = none)  ARGV[8] rate (tasks per period, 0 = none)
 -- ARGV[9] rate period (ms)  ARGV[10] rate burst (tokens)
+-- ARGV[11] max reclaims of one task (0 = no limit)  ARGV[12] dead-letter retention (ms)
 --
 -- Returns {next_due, blocked, rows...}: next_due is the earliest time (ms) at which something
 -- may become claimable (a scheduled task, a lease expiry, the breaker's trial, the next rate
@@ -27,8 +29,9 @@
 --!include includes/breaker.lua
 --!include includes/limits.lua
 
-local ready, scheduled, leased, wake, meta, breaker, prefix, bucket, idprefix, events =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local ready, scheduled, leased, wake, meta, breaker, prefix, bucket, idprefix, events, dead =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10],
+  KEYS[11]
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 local lease_ms = tonumber(ARGV[3])
@@ -39,7 +42,8 @@ local global_max = tonumber(ARGV[7])
 local rate, period_ms, burst = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 
 promote_due(scheduled, ready, meta, prefix, now, limit)
-reclaim_expired(leased, ready, meta, prefix, idprefix, events, now, limit)
+reclaim_expired(leased, ready, meta, prefix, idprefix, events, now, limit,
+  tonumber(ARGV[11]), dead, tonumber(ARGV[12]))
 
 local allowed, probe_at = breaker_allow(breaker, now, n, reset_ms)
 if queue_paused(meta) then

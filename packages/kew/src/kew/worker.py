@@ -138,6 +138,10 @@ class QueueWorker:
             self._wake_wait.cancel()
         self._slot_freed.set()
         if self._loop_task is not None:
+            # a claim in flight finishes (its tasks start and are handed back below); a Redis
+            # that stopped answering must not hold shutdown forever
+            await asyncio.wait([self._loop_task], timeout=max(timeout, RELEASE_TIMEOUT))
+            self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._loop_task
         tasks = [r.task for r in self._runs.values() if r.task is not None]

@@ -33,6 +33,8 @@ __all__ = [
     "hold_sync",
     "progress_bad_values",
     "progress_steps",
+    "progress_sync",
+    "progress_sync_in_loop",
     "stamp",
 ]
 
@@ -159,6 +161,29 @@ def context_of_sync_run(probe: str, label: str) -> tuple[str, str, int]:
     _p(probe).record(label)
     ctx = current_task()
     return ctx.task_id, ctx.queue_name, ctx.attempt
+
+
+def progress_sync(probe: str, label: str, value: float, message: str) -> bool:
+    """Sync task: report progress from its thread, then hold until the gate opens (at most 30 s);
+    return what report_progress_sync returned."""
+    p = _p(probe)
+    p.record(label)
+    stored = current_task().report_progress_sync(value, message)
+    p.enter()
+    try:
+        p.wait_gate_sync(_TASK_WAIT)
+    finally:
+        p.leave()
+    return stored
+
+
+async def progress_sync_in_loop() -> str:
+    """Call report_progress_sync from the event loop's own thread: return what it raised."""
+    try:
+        current_task().report_progress_sync(1.0, "")
+    except TaskQueueError as exc:
+        return type(exc).__name__
+    return "nothing"
 
 
 async def progress_bad_values() -> list[str]:

@@ -13,6 +13,7 @@ Every test uses two managers on one Redis and namespace, as two processes would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import ops_tasks
@@ -22,7 +23,6 @@ from kew import (
     InvalidArgumentError,
     QueueConfig,
     QueuePriority,
-    TaskInfo,
     TaskNotFoundError,
     TaskStatus,
     TaskTimeoutError,
@@ -40,10 +40,6 @@ def _config(**overrides: Any) -> QueueConfig:
     values: dict[str, Any] = {"max_workers": 1, "max_circuit_breaker_failures": 10**6}
     values.update(overrides)
     return QueueConfig(Q, **values)
-
-
-def _snapshot(info: TaskInfo) -> dict[str, Any]:
-    return info.to_dict()
 
 
 async def test_a_task_cancelled_while_running_in_another_manager_stops_at_its_next_renewal(
@@ -155,7 +151,7 @@ async def test_cancelling_a_finished_task_returns_false_and_changes_nothing(
     assert await a.cancel_task("stopped") is True
     assert_task_completed(await b.wait_for_task("done", timeout=BOUND), "done")
     assert (await b.wait_for_task("broken", timeout=BOUND)).status is TaskStatus.FAILED
-    before = {i: _snapshot(await a.get_task_status(i)) for i in ("done", "broken", "stopped")}
+    before = {i: (await a.get_task_status(i)).to_dict() for i in ("done", "broken", "stopped")}
     dead_before = [d.task_id for d in await a.list_dead(Q)]
     assert dead_before == ["broken"]
 
@@ -163,7 +159,7 @@ async def test_cancelling_a_finished_task_returns_false_and_changes_nothing(
         assert await b.cancel_task(task_id) is False, task_id
         assert await a.cancel_task(task_id) is False, task_id
 
-    after = {i: _snapshot(await b.get_task_status(i)) for i in ("done", "broken", "stopped")}
+    after = {i: (await b.get_task_status(i)).to_dict() for i in ("done", "broken", "stopped")}
     assert after == before
     assert [d.task_id for d in await b.list_dead(Q)] == dead_before
     assert probe.attempts == {"done": 1, "broken": 1}
@@ -186,19 +182,42 @@ async def test_cancelling_an_unknown_task_raises_task_not_found_error(
             await a.cancel_task(bad)
 
 
-async def test_a_cancel_request_for_a_task_whose_manager_shuts_down_ends_it_cancelled(
-    kew_manager_factory: Any, probe: tasks.Probe
-) -> None:
-    """A running task whose cancellation was asked is not handed back to run again when its
-    process shuts down before noticing: it ends CANCELLED, and waiters elsewhere are told."""
-    runner = await kew_manager_factory()  # default lease: no renewal within this test
-    other = await kew_manager_factory()
+async def _cancel_requested_then_runner_shuts_down(factory: Any, probe: tasks.Probe) -> Any:
+    """A task runs in `runner` (default lease: no renewal within a test); `other` asks for its
+    cancellation. Returns (runner, other); the runner has not noticed yet."""
+    runner = await factory()
+    other = await factory()
     await runner.create_queue(_config())
     await runner.submit_task("doomed", Q, "hold", ops_tasks.hold, P, probe.name, "doomed")
     await wait_until(lambda: probe.current == 1, timeout=BOUND, message="task never started")
     await other.create_queue(_config())  # a free worker that would take a handed-back task
-
     assert await other.cancel_task("doomed") is True
+    assert (await other.get_task_status("doomed")).status is TaskStatus.PROCESSING
+    return runner, other
+
+
+async def test_a_cancel_request_for_a_task_whose_manager_shuts_down_ends_it_cancelled(
+    kew_manager_factory: Any, probe: tasks.Probe
+) -> None:
+    """A running task whose cancellation was asked is not handed back to run again when its
+    process shuts down before noticing: it ends CANCELLED."""
+    runner, other = await _cancel_requested_then_runner_shuts_down(kew_manager_factory, probe)
+    await runner.shutdown(wait=False)
+    assert "doomed" in probe.finished
+    info = await wait_for_status(other, "doomed", TaskStatus.CANCELLED, timeout=BOUND)
+    assert info.completed_time is not None
+    await other.submit_task("after", Q, "stamp", ops_tasks.stamp, P, probe.name, "after")
+    assert_task_completed(await other.wait_for_task("after", timeout=BOUND))
+    assert probe.labels == ["doomed", "after"]  # the other manager never ran it
+    assert (await other.get_task_status("doomed")).status is TaskStatus.CANCELLED
+
+
+async def test_a_waiter_elsewhere_is_woken_when_a_handed_back_task_ends_cancelled(
+    kew_manager_factory: Any, probe: tasks.Probe
+) -> None:
+    """wait_for_task works across managers without polling: it is woken by the event of the
+    task's end, also when that end is a cancellation applied while handing the task back."""
+    runner, other = await _cancel_requested_then_runner_shuts_down(kew_manager_factory, probe)
     with pytest.raises(TaskTimeoutError):  # still running; and `other` now listens for outcomes
         await other.wait_for_task("doomed", timeout=0.01)
     waiter = asyncio.create_task(other.wait_for_task("doomed", timeout=60))
@@ -206,21 +225,17 @@ async def test_a_cancel_request_for_a_task_whose_manager_shuts_down_ends_it_canc
     assert (await other.get_task_status("doomed")).status is TaskStatus.PROCESSING
 
     await runner.shutdown(wait=False)
-    assert "doomed" in probe.finished
-    # the waiter is woken by the outcome's event: kew's fallback re-read of the record comes
-    # only every few seconds, so a bound below that tells the two apart
+    assert (await other.get_task_status("doomed")).status is TaskStatus.CANCELLED
+    # kew's fallback re-read of the record comes only every few seconds: a bound below that
+    # tells an event from a re-read
     try:
         info = await asyncio.wait_for(waiter, timeout=EVENT_BOUND)
     except TimeoutError:
-        status = (await other.get_task_status("doomed")).status
         pytest.fail(
-            f"the task is {status.name}, but wait_for_task in another manager was not woken "
-            f"within {EVENT_BOUND} s: no event was published when it ended"
+            "the task is CANCELLED, but wait_for_task in another manager was not woken within "
+            f"{EVENT_BOUND} s: no event was published when it ended"
         )
     assert info.status is TaskStatus.CANCELLED
-    await other.submit_task("after", Q, "stamp", ops_tasks.stamp, P, probe.name, "after")
-    assert_task_completed(await other.wait_for_task("after", timeout=BOUND))
-    assert probe.labels == ["doomed", "after"]
 
 
 async def test_a_running_sync_task_is_cancelled_and_its_late_result_is_not_stored(
@@ -233,12 +248,38 @@ async def test_a_running_sync_task_is_cancelled_and_its_late_result_is_not_store
     await wait_until(lambda: probe.current == 1, timeout=BOUND, message="task never started")
 
     assert await caller.cancel_task("thread") is True
-    info = await caller.wait_for_task("thread", timeout=BOUND)
-    assert info.status is TaskStatus.CANCELLED
-    probe.open_gate()  # the thread could not be interrupted: let it end now
+    # the owner notices at its next lease renewal and ends the task, though its thread runs on
+    info = await wait_for_status(caller, "thread", TaskStatus.CANCELLED, timeout=BOUND)
+    assert "thread" not in probe.finished
+    probe.open_gate()  # a thread cannot be interrupted: it runs to its end (and returns)
     await wait_until(lambda: "thread" in probe.finished, timeout=BOUND, message="thread stuck")
     await drain(runner, Q, timeout=BOUND)
     info = await caller.get_task_status("thread")
     assert info.status is TaskStatus.CANCELLED
     assert info.result is None
     assert probe.attempts["thread"] == 1
+
+
+async def test_a_cancelled_sync_task_keeps_its_worker_slot_until_its_thread_ends(
+    kew_manager_factory: Any, probe: tasks.Probe
+) -> None:
+    """max_workers is a hard per-process limit: a cancelled sync task whose thread still runs
+    still takes its slot (as a timed-out one does), so no other task starts beside it."""
+    runner = await kew_manager_factory(lease_timeout=LEASE)
+    caller = await kew_manager_factory(lease_timeout=LEASE)
+    await runner.create_queue(_config(max_workers=1))
+    await runner.submit_task("thread", Q, "hold_sync", ops_tasks.hold_sync, P, probe.name, "thread")
+    await wait_until(lambda: probe.current == 1, timeout=BOUND, message="task never started")
+    assert await caller.cancel_task("thread") is True
+    await runner.submit_task("next", Q, "counted", ops_tasks.counted, P, probe.name, "next", 0.01)
+
+    # watched for three lease renewals (the runner notices the cancel at the first one):
+    # "next" must not start while the thread runs
+    with contextlib.suppress(TimeoutError):
+        await wait_until(lambda: "next" in probe.labels, timeout=LEASE)
+    started_beside_thread = "next" in probe.labels and "thread" not in probe.finished
+    probe.open_gate()
+    assert_task_completed(await caller.wait_for_task("next", timeout=BOUND), "next")
+    await wait_for_status(caller, "thread", TaskStatus.CANCELLED, timeout=BOUND)
+    assert not started_beside_thread, "a task started while the cancelled task's thread ran"
+    assert probe.peak == 1

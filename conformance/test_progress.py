@@ -1,9 +1,10 @@
 """Task progress (issue 7): inside a task, ``kew.current_task()`` is the run's own handle
 (``task_id``, ``queue_name``, ``attempt``); ``await current_task().report_progress(value, message)``
 stores a number and a text that ``get_task_status`` (and ``get_ongoing_tasks``) return as
-``progress`` / ``progress_message``, from any manager. Outside a task ``current_task()`` raises
-TaskQueueError; a value that is not a finite number, or a message that is not a str, raises
-InvalidArgumentError (a ValueError).
+``progress`` / ``progress_message``, from any manager; a sync task reports from its thread with
+``current_task().report_progress_sync(value, message)``. Outside a task ``current_task()``
+raises TaskQueueError; a value that is not a finite number, or a message that is not a str,
+raises InvalidArgumentError (a ValueError).
 
 Every test uses two managers on one Redis and namespace, as two processes would.
 """
@@ -100,6 +101,29 @@ async def test_current_task_works_in_a_sync_task_too(
     )
     info = await reader.wait_for_task("threaded", timeout=BOUND)
     assert_task_completed(info, ("threaded", Q, 1))
+
+
+async def test_a_sync_task_reports_progress_from_its_thread(
+    kew_manager_factory: Any, probe: tasks.Probe
+) -> None:
+    runner, reader = await _pair(kew_manager_factory)
+    await runner.submit_task(
+        "sync-job", Q, "sync", ops_tasks.progress_sync, P, probe.name, "sync-job", 0.3, "rows"
+    )
+
+    async def reported() -> bool:
+        info = await reader.get_task_status("sync-job")
+        return (info.progress, info.progress_message) == (0.3, "rows")
+
+    await wait_until(reported, timeout=BOUND, message="progress of a sync task not visible")
+    assert (await reader.get_task_status("sync-job")).status is TaskStatus.PROCESSING
+    probe.open_gate()
+    assert_task_completed(await reader.wait_for_task("sync-job", timeout=BOUND), True)
+
+    # in an async task the blocking variant would block the event loop: it refuses
+    await runner.submit_task("in-loop", Q, "async", ops_tasks.progress_sync_in_loop, P)
+    info = await reader.wait_for_task("in-loop", timeout=BOUND)
+    assert_task_completed(info, "TaskQueueError")
 
 
 async def test_current_task_outside_a_task_raises_task_queue_error() -> None:

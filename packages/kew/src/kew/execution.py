@@ -7,7 +7,6 @@ sync function's thread holds its worker slot until it really ends) are readable 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import inspect
@@ -38,18 +37,20 @@ async def run_attempt(
     kwargs: dict[str, Any],
     timeout: float,
     executor: Callable[[], ThreadPoolExecutor],
+    abandon: Callable[[asyncio.Future[Any]], None],
 ) -> Any:
     """Run one attempt and return its value.
 
     Async callables run as part of the calling task (so cancelling it cancels them and their
     ``finally`` runs). Sync callables run in ``executor()`` with the caller's context (so
-    ``kew.current_task()`` works there too); on timeout the attempt fails at once
-    but this coroutine returns only when the thread has ended, so the worker slot stays taken
-    while the thread runs (``max_workers`` holds for threads too). A sync callable that returns
-    an awaitable has it awaited in the loop.
+    ``kew.current_task()`` works there too). Python cannot stop a thread: when a sync attempt
+    times out or is cancelled, its still-running thread is handed to ``abandon(future)`` (the
+    worker keeps the slot taken until it ends, so ``max_workers`` holds for threads too) and
+    the attempt ends at once. A sync callable that returns an awaitable has it awaited.
 
     Raises:
-        AttemptTimeout: the attempt exceeded ``timeout`` seconds (raised after a sync thread ends).
+        AttemptTimeout: the attempt exceeded ``timeout`` seconds.
+        asyncio.CancelledError: the attempt was cancelled.
         Exception: whatever the task raised.
     """
     if is_async_callable(func):
@@ -68,10 +69,13 @@ async def run_attempt(
     future = loop.run_in_executor(executor(), call)
     try:
         value = await asyncio.wait_for(asyncio.shield(future), timeout)
+    except asyncio.CancelledError:
+        if not future.done():
+            abandon(future)
+        raise
     except TimeoutError:
         if not future.done():
-            with contextlib.suppress(BaseException):
-                await future
+            abandon(future)
             raise AttemptTimeout(timeout) from None
         raise
     if inspect.isawaitable(value):

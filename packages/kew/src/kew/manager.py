@@ -470,7 +470,9 @@ class TaskQueueManager(AdminMixin):
         """
         queue = self._queue(queue_name)
         store = self._require_store()
-        counts = await store.counts(queue.keys, self._now_ms())
+        counts = await store.counts(
+            queue.keys, self._now_ms(), to_ms(self.settings.dead_letter_ttl)
+        )
         breaker = await queue.circuit_breaker.get_status()
         cfg = queue.config
         return {

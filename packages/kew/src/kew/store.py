@@ -439,14 +439,14 @@ class RedisStore:
         ids = await self._call(self.client.zrange(qk.leased, 0, -1))
         return [i.decode() for i in ids]
 
-    async def counts(self, qk: QueueKeys, now_ms: int) -> dict[str, int]:
+    async def counts(self, qk: QueueKeys, now_ms: int, dead_ms: int) -> dict[str, int]:
         """Sizes of the queue's sets (ready, scheduled, scheduled_due, leased, dead) and paused."""
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.zcard(qk.ready)
             pipe.zcard(qk.scheduled)
             pipe.zcount(qk.scheduled, "-inf", now_ms)
             pipe.zcard(qk.leased)
-            pipe.zcard(qk.dead)
+            pipe.zcount(qk.dead, now_ms - dead_ms, "+inf")  # older ones have expired
             pipe.hget(qk.meta, "paused")
             ready, scheduled, due, leased, dead, paused = await self._call(pipe.execute())
         return {

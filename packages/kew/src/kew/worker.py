@@ -103,13 +103,15 @@ class QueueWorker:
         self._limits = config.claim_limits()
         self._acks = AckBatcher(store, keys, clock, settings.retention)
         self._executor: ThreadPoolExecutor | None = None
+        self._abandoned: set[asyncio.Future[Any]] = set()  # threads of ended sync attempts
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     @property
     def running(self) -> int:
-        """Tasks of this queue running in this process right now."""
-        return len(self._runs)
+        """Tasks of this queue running in this process right now (threads of timed-out or
+        cancelled sync attempts included: they still take a slot)."""
+        return len(self._runs) + len(self._abandoned)
 
     def running_infos(self) -> list[TaskInfo]:
         """TaskInfo of the tasks running here."""
@@ -121,6 +123,16 @@ class QueueWorker:
         self._renew_task = asyncio.create_task(
             self._renew_loop(), name=f"kew-renew:{self.config.name}"
         )
+
+    def _abandon(self, thread: asyncio.Future[Any]) -> None:
+        """Keep a worker slot taken by a sync attempt's thread that outlived its attempt."""
+        self._abandoned.add(thread)
+
+        def ended(f: asyncio.Future[Any]) -> None:
+            self._abandoned.discard(f)
+            self._slot_freed.set()
+
+        thread.add_done_callback(ended)
 
     def _executor_factory(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -194,7 +206,7 @@ class QueueWorker:
     async def _claim_loop(self) -> None:
         backoff = 0.05
         while not self._stopping:
-            free = self.config.max_workers - len(self._runs)
+            free = self.config.max_workers - len(self._runs) - len(self._abandoned)
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
@@ -328,7 +340,12 @@ class QueueWorker:
                 args, kwargs = decode_args(claimed.args)
                 run.in_thread = not is_async_callable(func)
                 value = await run_attempt(
-                    func, args, kwargs, self.config.task_timeout, self._executor_factory
+                    func,
+                    args,
+                    kwargs,
+                    self.config.task_timeout,
+                    self._executor_factory,
+                    self._abandon,
                 )
                 encoded = encode_result(value)
                 if len(encoded) > self.settings.max_payload_bytes:
@@ -373,7 +390,7 @@ class QueueWorker:
     def cancel_local(self, task_id: str) -> bool:
         """Cancel the run of ``task_id`` in this process at once, if it runs here."""
         run = self._runs.get(task_id)
-        if run is None or run.task is None or run.writing_outcome:
+        if run is None or run.task is None or run.writing_outcome or run.cancel_requested:
             return False
         run.cancel_requested = True
         run.task.cancel()

@@ -32,7 +32,7 @@ async def test_final_failure_is_a_dead_letter(env: Env) -> None:
     assert h["func"] == "rmod:fn"  # kept: a requeue needs it
     ttl = await env.pttl(env.qk.task("a"))
     assert DEAD_KEEP - 5_000 < ttl <= DEAD_KEEP  # the dead-letter retention
-    assert (await env.store.counts(env.qk, NOW))["dead"] == 1
+    assert (await env.store.counts(env.qk, NOW, DEAD_KEEP))["dead"] == 1
 
 
 async def test_retry_is_not_a_dead_letter(env: Env) -> None:

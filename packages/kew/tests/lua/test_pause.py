@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kew.keys import QueueKeys
 
-from ._support import LEASE, NOW, OK, Env, row
+from ._support import LEASE, NOW, OK, RETENTION, Env, row
 
 
 async def _pause(env: Env) -> bool:
@@ -29,11 +29,11 @@ async def test_pause_and_resume_return_whether_the_state_changed(env: Env) -> No
 
 
 async def test_counts_show_the_flag(env: Env) -> None:
-    assert (await env.store.counts(env.qk, NOW))["paused"] == 0
+    assert (await env.store.counts(env.qk, NOW, RETENTION))["paused"] == 0
     await _pause(env)
-    assert (await env.store.counts(env.qk, NOW))["paused"] == 1
+    assert (await env.store.counts(env.qk, NOW, RETENTION))["paused"] == 1
     await _resume(env)
-    assert (await env.store.counts(env.qk, NOW))["paused"] == 0
+    assert (await env.store.counts(env.qk, NOW, RETENTION))["paused"] == 0
 
 
 async def test_paused_claim_takes_nothing_and_reports_blocked(env: Env) -> None:

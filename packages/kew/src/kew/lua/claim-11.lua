@@ -50,9 +50,9 @@ if queue_paused(meta) then
   allowed = 0
 end
 allowed = global_allow(leased, allowed, global_max)
-local tokens = 0
+local tokens, bucket_ts = 0, now
 if rate > 0 and allowed > 0 then
-  tokens = rate_tokens(bucket, now, rate, period_ms, burst)
+  tokens, bucket_ts = rate_tokens(bucket, now, rate, period_ms, burst)
   allowed = math.min(allowed, math.floor(tokens))
 end
 
@@ -100,15 +100,15 @@ if waiting > 0 and claimed < n then
   if probe_at then next_due = earlier(next_due, probe_at) end
 end
 if rate > 0 and claimed > 0 then
-  local next_token = rate_spend(bucket, now, tokens, claimed, rate, period_ms, burst)
+  local next_token = rate_spend(bucket, bucket_ts, tokens, claimed, rate, period_ms, burst)
   if waiting > 0 and next_token > now then
     result[2] = 1
     next_due = earlier(next_due, next_token)
   end
 elseif rate > 0 and waiting > 0 and allowed == 0 then
-  local t = rate_tokens(bucket, now, rate, period_ms, burst)
+  local t, ts = rate_tokens(bucket, now, rate, period_ms, burst)
   if t < 1 then
-    next_due = earlier(next_due, now + token_wait(t, rate, period_ms))
+    next_due = earlier(next_due, ts + token_wait(t, rate, period_ms))
   end
 end
 if waiting > 0 and result[2] == 0 then

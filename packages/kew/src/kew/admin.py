@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import InvalidArgumentError, TaskNotFoundError
+from .keys import QueueKeys as KeysOf
 from .models import TaskInfo
 from .scheduling import to_ms
 
@@ -35,9 +36,27 @@ class AdminMixin:
     if TYPE_CHECKING:
 
         def _queue(self, name: object) -> Queue: ...
+        @property
+        def namespace(self) -> str: ...
         def _require_store(self) -> RedisStore: ...
         def _decode(self, fields: dict[bytes, bytes]) -> TaskInfo: ...
         async def _search_keys(self, refresh: bool) -> list[QueueKeys]: ...
+
+    async def _keys_of(self, queue_name: object) -> QueueKeys:
+        """Keys of a queue of this namespace, created here or by any other process: an admin
+        process need not consume a queue to pause it or handle its dead letters.
+
+        Raises:
+            QueueNotFoundError: no queue of that name in the namespace.
+        """
+        queue = self.queues.get(queue_name) if isinstance(queue_name, str) else None
+        if queue is not None:
+            return queue.keys
+        store = self._require_store()
+        if isinstance(queue_name, str) and queue_name in await store.list_queues(self.namespace):
+            return KeysOf(self.namespace, queue_name)
+        self._queue(queue_name)  # raises QueueNotFoundError with the usual message
+        raise AssertionError("unreachable")
 
     async def cancel_task(self, task_id: str) -> bool:
         """Cancel a task wherever it is.
@@ -77,10 +96,11 @@ class AdminMixin:
         still accepted). Idempotent.
 
         Raises:
-            QueueNotFoundError: unknown queue.
+            QueueNotFoundError: no such queue in the namespace (it may have been created by
+                another process).
         """
-        queue = self._queue(queue_name)
-        await self._require_store().set_paused(queue.keys, True)
+        keys = await self._keys_of(queue_name)
+        await self._require_store().set_paused(keys, True)
 
     async def resume_queue(self, queue_name: str) -> None:
         """Resume claiming from a paused queue in every process (idle workers wake at once).
@@ -88,8 +108,8 @@ class AdminMixin:
         Raises:
             QueueNotFoundError: unknown queue.
         """
-        queue = self._queue(queue_name)
-        await self._require_store().set_paused(queue.keys, False)
+        keys = await self._keys_of(queue_name)
+        await self._require_store().set_paused(keys, False)
 
     async def list_dead(self, queue_name: str, limit: int = 100, offset: int = 0) -> list[TaskInfo]:
         """Tasks of a queue that failed for good (dead letters), newest first.
@@ -104,14 +124,14 @@ class AdminMixin:
         Raises:
             QueueNotFoundError: unknown queue. InvalidArgumentError: bad limit or offset.
         """
-        queue = self._queue(queue_name)
+        keys = await self._keys_of(queue_name)
         for name, value, low in (("limit", limit, 1), ("offset", offset, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InvalidArgumentError(f"{name} must be an int >= {low}, got {value!r}")
         store = self._require_store()
-        ids = await store.dead_ids(queue.keys, offset, limit)
-        records = [await store.get_task(queue.keys, i) for i in ids]
-        await store.prune_dead(queue.keys, [i for i, r in zip(ids, records, strict=True) if not r])
+        ids = await store.dead_ids(keys, offset, limit)
+        records = await store.get_tasks(keys, ids, keep_missing=True)
+        await store.prune_dead(keys, [i for i, r in zip(ids, records, strict=True) if not r])
         return [self._decode(r) for r in records if r]
 
     async def requeue_dead(self, queue_name: str, task_ids: Sequence[str] | None = None) -> int:
@@ -127,11 +147,11 @@ class AdminMixin:
         Raises:
             QueueNotFoundError: unknown queue. InvalidArgumentError: task_ids not a list of str.
         """
-        queue = self._queue(queue_name)
+        keys = await self._keys_of(queue_name)
         ids = _id_list(task_ids)
         if task_ids is not None and not ids:
             return 0
-        return await self._require_store().requeue_dead(queue.keys, ids)
+        return await self._require_store().requeue_dead(keys, ids)
 
     async def purge_dead(self, queue_name: str, older_than: float | None = None) -> int:
         """Delete dead letters (records included).
@@ -147,7 +167,7 @@ class AdminMixin:
         Raises:
             QueueNotFoundError: unknown queue. InvalidArgumentError: bad older_than.
         """
-        queue = self._queue(queue_name)
+        keys = await self._keys_of(queue_name)
         cutoff = None
         if older_than is not None:
             if (
@@ -158,7 +178,7 @@ class AdminMixin:
             ):
                 raise InvalidArgumentError(f"older_than must be seconds >= 0, got {older_than!r}")
             cutoff = to_ms(self.clock.now() - older_than)
-        return await self._require_store().purge_dead(queue.keys, cutoff)
+        return await self._require_store().purge_dead(keys, cutoff)
 
 
 def _id_list(task_ids: Any) -> list[str]:

@@ -424,15 +424,18 @@ class RedisStore:
                 return dict(reply)
         return {}
 
-    async def get_tasks(self, qk: QueueKeys, task_ids: Sequence[str]) -> list[dict[bytes, bytes]]:
-        """HGETALL several tasks of one queue in one round trip (missing ones are skipped)."""
+    async def get_tasks(
+        self, qk: QueueKeys, task_ids: Sequence[str], keep_missing: bool = False
+    ) -> list[dict[bytes, bytes]]:
+        """HGETALL several tasks of one queue in one round trip; missing ones are skipped, or
+        kept as empty dicts (in ``task_ids`` order) with ``keep_missing``."""
         if not task_ids:
             return []
         async with self.client.pipeline(transaction=False) as pipe:
             for task_id in task_ids:
                 pipe.hgetall(qk.task(task_id))
             replies = await self._call(pipe.execute())
-        return [dict(r) for r in replies if r]
+        return [dict(r) for r in replies if r or keep_missing]
 
     async def leased_ids(self, qk: QueueKeys) -> list[str]:
         """Ids of the tasks leased right now in this queue (by any process)."""

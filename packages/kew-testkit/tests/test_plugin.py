@@ -277,7 +277,10 @@ async def _keys(url: str, namespace: str) -> list[bytes]:
         await client.aclose()
 
 
-def test_forced_unavailable_backends_stop_the_run(pytester: pytest.Pytester) -> None:
+def test_forced_unavailable_backends_stop_the_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KEW_REDIS_URL", raising=False)  # CI sets it; this run must not see it
     pytester.makeini(INI)
     pytester.makepyfile("def test_nothing(): pass")
     result = pytester.runpytest(

@@ -245,8 +245,8 @@ class QueueWorker:
                 self._start_run(claimed)
             if self._stopping or len(result.tasks) == free:
                 continue
-            if result.tasks and not result.blocked:
-                continue  # the ready set may have refilled meanwhile; a claim is cheap
+            # fewer than asked: the ready set was empty (or held back); a submit since then
+            # has left a wake-up token, so waiting now misses nothing
             await self._idle(result.next_due_ms)
 
     async def _idle(self, next_due_ms: int | None) -> None:

@@ -74,3 +74,24 @@ async def test_retention_counts_from_when_the_task_finished(
     info = await manager.wait_for_task("slow", timeout=10)
     assert_task_completed(info, "slow")
     assert_task_completed(await manager.get_task_status("slow"), "slow")
+
+
+async def test_a_queue_can_keep_its_records_for_its_own_retention(
+    kew_manager_factory: Any, probe: tasks.Probe
+) -> None:
+    """QueueConfig(retention=...) overrides the manager's retention for that queue's records."""
+    manager = await kew_manager_factory()  # the manager keeps records for 24 h
+    await manager.create_queue(QueueConfig(Q, max_workers=2, retention=RETENTION))
+    await manager.create_queue(QueueConfig("long", max_workers=2))
+    await manager.submit_task("short", Q, "rec", tasks.record, P, probe.name, "short")
+    await manager.submit_task("long", "long", "rec", tasks.record, P, probe.name, "long")
+    assert_task_completed(await manager.wait_for_task("short", timeout=10), "short")
+    assert_task_completed(await manager.wait_for_task("long", timeout=10), "long")
+    await wait_until(lambda: _gone(manager, "short"), timeout=10, message="short never expired")
+    assert_task_completed(await manager.get_task_status("long"), "long")
+
+
+def test_a_bad_queue_retention_is_rejected() -> None:
+    for bad in (0, -1, float("nan"), "60", True):
+        with pytest.raises(ValueError):
+            QueueConfig(Q, retention=bad)

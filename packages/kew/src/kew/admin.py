@@ -78,9 +78,9 @@ class AdminMixin:
         if not isinstance(task_id, str) or not task_id:
             raise InvalidArgumentError(f"task_id must be a non-empty str, got {task_id!r}")
         for qk in await self._search_keys(True):
-            code, what = await store.cancel(
-                qk, task_id, to_ms(self.clock.now()), to_ms(self.settings.retention)
-            )
+            local = self.queues.get(qk.queue)
+            retention = local.worker.retention if local is not None else self.settings.retention
+            code, what = await store.cancel(qk, task_id, to_ms(self.clock.now()), to_ms(retention))
             if code != 0:  # NOT_FOUND in this queue
                 continue
             if what == "requested":

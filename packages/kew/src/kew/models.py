@@ -120,6 +120,8 @@ class QueueConfig:
         rate_period: seconds of the rate limit's window (float > 0, default 1.0).
         rate_burst: tokens the bucket holds, i.e. tasks that may start at once after a quiet
             spell (int >= 1, default ``rate_limit``).
+        retention: seconds this queue's finished records and results are kept, counted from
+            when each finished (float > 0; default None: the manager's ``retention``).
 
     Raises:
         InvalidArgumentError: (a ValueError) for any value of the wrong type or out of range.
@@ -138,6 +140,7 @@ class QueueConfig:
     rate_limit: int | None = None
     rate_period: float = 1.0
     rate_burst: int | None = None
+    retention: float | None = None
 
     def __post_init__(self) -> None:
         _check_name("queue name", self.name)
@@ -156,6 +159,10 @@ class QueueConfig:
         if self.rate_limit is not None:
             _check_int("rate_limit", self.rate_limit, 1)
         _check_seconds("rate_period", self.rate_period, positive=True)
+        if self.retention is not None:
+            object.__setattr__(
+                self, "retention", _check_seconds("retention", self.retention, positive=True)
+            )
         if self.rate_burst is not None:
             _check_int("rate_burst", self.rate_burst, 1)
             if self.rate_limit is None:

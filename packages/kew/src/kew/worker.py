@@ -101,7 +101,8 @@ class QueueWorker:
         self._wake_wait: asyncio.Future[bool] | None = None
         self._has_runs = asyncio.Event()
         self._limits = config.claim_limits()
-        self._acks = AckBatcher(store, keys, clock, settings.retention)
+        self.retention = config.retention if config.retention is not None else settings.retention
+        self._acks = AckBatcher(store, keys, clock, self.retention)
         self._executor: ThreadPoolExecutor | None = None
         self._abandoned: set[asyncio.Future[Any]] = set()  # threads of ended sync attempts
 
@@ -379,7 +380,7 @@ class QueueWorker:
                 self.keys,
                 run.claimed.task_id,
                 to_ms(self.clock.now()),
-                to_ms(self.settings.retention),
+                to_ms(self.retention),
                 run.claimed.fence,
             )
         )

@@ -169,3 +169,26 @@ async def test_pause_and_resume_are_idempotent_and_need_a_known_queue(
         with pytest.raises(QueueNotFoundError):
             await call("no-such-queue")
     await drain(a, Q, timeout=BOUND)
+
+
+async def test_an_admin_process_sees_and_pauses_a_queue_it_never_created(
+    kew_manager_factory: Any,
+) -> None:
+    worker = await kew_manager_factory()
+    admin = await kew_manager_factory()
+    await worker.create_queue(QueueConfig(Q, max_workers=1))
+    await admin.pause_queue(Q)
+    status = await admin.get_queue_status(Q)
+    assert status["paused"] is True
+    assert status["name"] == Q and status["max_workers"] is None  # not configured here
+    await admin.resume_queue(Q)
+    assert (await worker.get_queue_status(Q))["paused"] is False
+
+
+@pytest.mark.parametrize("bad", [None, 3, "", "a{b}"])
+async def test_pause_and_status_reject_a_bad_queue_name(kew_manager: Any, bad: object) -> None:
+    from kew import InvalidArgumentError
+
+    for call in (kew_manager.pause_queue, kew_manager.resume_queue, kew_manager.get_queue_status):
+        with pytest.raises(InvalidArgumentError):
+            await call(bad)

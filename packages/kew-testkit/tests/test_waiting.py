@@ -132,3 +132,15 @@ async def test_eager_without_a_fake_clock(kew_manager: Any) -> None:
     assert_task_failed(
         await eager.submit_task("e2", "e", "explode", explode, QueuePriority.MEDIUM), "kaboom"
     )
+
+
+def test_a_paused_or_held_back_queue_is_not_due_work_for_the_clock() -> None:
+    """FakeClock.advance settles while due work waits to be picked up; work that the queue is
+    holding back (pause, fleet-wide limits) will not be picked up, so it must not count."""
+    from kew_testkit.clock import Load
+    from kew_testkit.waiting import _load_of
+
+    base = {"ready": 3, "max_workers": 2, "current_workers": 0, "processing": 0}
+    assert _load_of(base) is Load.DUE
+    assert _load_of({**base, "paused": True}) is not Load.DUE
+    assert _load_of({**base, "held_back": True}) is not Load.DUE

@@ -175,7 +175,12 @@ def _load_of(status: Mapping[str, Any]) -> Load:
     running = n("current_workers")
     has_slot = running < n("max_workers")
     breaker = str(status.get("circuit_breaker_status", "closed")).lower()
-    held_back = breaker == "open" or (breaker == "half-open" and n("processing") > 0)
+    held_back = (
+        breaker == "open"
+        or (breaker == "half-open" and n("processing") > 0)
+        or bool(status.get("paused"))
+        or bool(status.get("held_back"))  # the last claim was held back (pause, limits)
+    )
     if (n("ready") or n("scheduled_due")) and has_slot and not held_back:
         return Load.DUE
     return Load.RUNNING if running or n("processing") else Load.IDLE

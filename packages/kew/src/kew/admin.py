@@ -49,11 +49,18 @@ class AdminMixin:
         Raises:
             QueueNotFoundError: no queue of that name in the namespace.
         """
-        queue = self.queues.get(queue_name) if isinstance(queue_name, str) else None
+        if (
+            not isinstance(queue_name, str)
+            or not queue_name
+            or "{" in queue_name
+            or "}" in queue_name
+        ):
+            raise InvalidArgumentError(f"queue_name must be a queue name, got {queue_name!r}")
+        queue = self.queues.get(queue_name)
         if queue is not None:
             return queue.keys
         store = self._require_store()
-        if isinstance(queue_name, str) and queue_name in await store.list_queues(self.namespace):
+        if queue_name in await store.list_queues(self.namespace):
             return KeysOf(self.namespace, queue_name)
         self._queue(queue_name)  # raises QueueNotFoundError with the usual message
         raise AssertionError("unreachable")

@@ -22,6 +22,8 @@ from .exceptions import InvalidArgumentError, TaskQueueError
 
 __all__ = ["TaskContext", "current_task"]
 
+MAX_PROGRESS_MESSAGE = 4096  # characters: progress is a status line, not a log
+
 _current: ContextVar[TaskContext | None] = ContextVar("kew_current_task", default=None)
 
 
@@ -47,7 +49,7 @@ class TaskContext:
 
         Args:
             value: any finite number (e.g. a fraction 0.0-1.0, or items done).
-            message: a short text.
+            message: a short text (at most 4,096 characters).
 
         Returns:
             False when this run no longer owns the task (its lease was taken over): nothing
@@ -65,6 +67,10 @@ class TaskContext:
             raise InvalidArgumentError(f"progress must be a finite number, got {value!r}")
         if not isinstance(message, str):
             raise InvalidArgumentError(f"message must be a str, got {type(message).__name__}")
+        if len(message) > MAX_PROGRESS_MESSAGE:
+            raise InvalidArgumentError(
+                f"progress message is {len(message)} characters, over {MAX_PROGRESS_MESSAGE}"
+            )
         return await self._report(float(value), message) == 0
 
     def report_progress_sync(self, value: float, message: str = "") -> bool:

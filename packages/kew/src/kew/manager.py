@@ -36,7 +36,7 @@ from .hooks import Hooks
 from .keys import QueueKeys
 from .models import QueueConfig, TaskInfo, TaskStatus
 from .queue import Queue
-from .scheduling import to_ms
+from .scheduling import breaker_state, to_ms
 from .serialization import decode_result
 from .settings import ManagerSettings
 from .store import RedisStore
@@ -243,6 +243,7 @@ class TaskQueueManager(AdminMixin):
         store = self._require_store()
         keys = QueueKeys(self.namespace, config.name)
         await store.register_queue(self.namespace, config.name)
+        await self._check_fleet_limits(store, keys, config)
         breaker = RedisCircuitBreaker(
             store,
             keys,
@@ -267,6 +268,26 @@ class TaskQueueManager(AdminMixin):
         self._submitters[config.name] = SubmitCoalescer(store, keys, config.max_size, self._now_ms)
         worker.start()
         return queue
+
+    async def _check_fleet_limits(
+        self, store: RedisStore, keys: QueueKeys, config: QueueConfig
+    ) -> None:
+        """Warn when another process created this queue with other fleet-wide limits: each
+        process's claims apply its own QueueConfig, so the limits hold only if all agree."""
+        c = config
+        mine = (
+            f"global_max_workers={c.global_max_workers} rate_limit={c.rate_limit} "
+            f"rate_period={c.rate_period} rate_burst={c.rate_burst}"
+        )
+        before = await store.swap_limits(keys, mine)
+        if before is not None and before != mine:
+            logger.warning(
+                "kew: queue %r is used with other fleet-wide limits elsewhere (%s; here %s): "
+                "set the same global_max_workers / rate_limit in every process",
+                config.name,
+                before,
+                mine,
+            )
 
     def _finished_here(self, queue_name: str, task_id: str) -> None:
         if self._events is not None:
@@ -457,39 +478,43 @@ class TaskQueueManager(AdminMixin):
         return [i for i in infos if i.status is TaskStatus.PROCESSING]
 
     async def get_queue_status(self, queue_name: str) -> dict[str, Any]:
-        """Return a snapshot of a queue.
+        """Return a snapshot of a queue (also one created only by other processes).
 
-        Keys: name, priority, max_workers, max_size, current_workers (running in this process),
-        queued_tasks (waiting: ready + deferred + retry-waiting), ready, scheduled,
-        scheduled_due (deferred tasks already due), processing (running in any process),
-        circuit_breaker_status ("closed" | "open" | "half-open"), circuit_breaker_failures,
-        paused (bool), dead_letters (tasks failed for good, kept for inspection).
+        Keys: name, priority, max_workers, max_size (this process's config; None for a queue
+        this manager did not create), current_workers (running in this process), queued_tasks
+        (waiting: ready + deferred + retry-waiting), ready, scheduled, scheduled_due (deferred
+        tasks already due), processing (running in any process), circuit_breaker_status
+        ("closed" | "open" | "half-open"), circuit_breaker_failures, paused (bool),
+        dead_letters (tasks failed for good, kept for inspection), held_back (this process's
+        last claim left ready tasks waiting: breaker, pause or fleet-wide limits).
 
         Raises:
-            QueueNotFoundError: unknown queue.
+            QueueNotFoundError: no such queue in the namespace.
+            InvalidArgumentError: queue_name is not a queue name.
         """
-        queue = self._queue(queue_name)
+        keys = await self._keys_of(queue_name)
         store = self._require_store()
-        counts = await store.counts(
-            queue.keys, self._now_ms(), to_ms(self.settings.dead_letter_ttl)
-        )
-        breaker = await queue.circuit_breaker.get_status()
-        cfg = queue.config
+        now_ms = self._now_ms()
+        counts = await store.counts(keys, now_ms, to_ms(self.settings.dead_letter_ttl))
+        breaker = await store.breaker_fields(keys)
+        queue = self.queues.get(keys.queue)
+        cfg = queue.config if queue is not None else None
         return {
-            "name": cfg.name,
-            "priority": cfg.priority.value,
-            "max_workers": cfg.max_workers,
-            "max_size": cfg.max_size,
-            "current_workers": queue.current_workers,
+            "name": keys.queue,
+            "priority": cfg.priority.value if cfg else None,
+            "max_workers": cfg.max_workers if cfg else None,
+            "max_size": cfg.max_size if cfg else None,
+            "current_workers": queue.current_workers if queue else 0,
             "queued_tasks": counts["ready"] + counts["scheduled"],
             "ready": counts["ready"],
             "scheduled": counts["scheduled"],
             "scheduled_due": counts["scheduled_due"],
             "processing": counts["leased"],
-            "circuit_breaker_status": breaker["state"],
-            "circuit_breaker_failures": breaker["failures"],
+            "circuit_breaker_status": breaker_state(breaker, now_ms),
+            "circuit_breaker_failures": int(breaker.get(b"failures", b"0")),
             "paused": bool(counts["paused"]),
             "dead_letters": counts["dead"],
+            "held_back": queue.worker.held_back if queue else False,
         }
 
     async def cleanup(self) -> int:

@@ -158,7 +158,8 @@ class QueueConfig:
             _check_int("global_max_workers", self.global_max_workers, 1)
         if self.rate_limit is not None:
             _check_int("rate_limit", self.rate_limit, 1)
-        _check_seconds("rate_period", self.rate_period, positive=True)
+        if _check_seconds("rate_period", self.rate_period, positive=True) < 0.001:
+            raise InvalidArgumentError(f"rate_period must be >= 0.001 s, got {self.rate_period}")
         if self.retention is not None:
             object.__setattr__(
                 self, "retention", _check_seconds("retention", self.retention, positive=True)

@@ -463,6 +463,13 @@ class RedisStore:
 
     # -- queues, namespace --------------------------------------------------------------------
 
+    async def swap_limits(self, qk: QueueKeys, limits: str) -> str | None:
+        """Record this process's fleet-wide limits of the queue; return what was recorded
+        before (None the first time). Used to warn when processes disagree."""
+        before = await self._call(self.client.hget(qk.meta, "limits"))
+        await self._call(self.client.hset(qk.meta, "limits", limits))
+        return before.decode() if before is not None else None
+
     async def register_queue(self, namespace: str, name: str) -> None:
         """Add ``name`` to the namespace's SET of queues."""
         await self._call(self.client.sadd(queues_key(namespace), name))

@@ -105,6 +105,7 @@ class QueueWorker:
         self._acks = AckBatcher(store, keys, clock, self.retention)
         self._executor: ThreadPoolExecutor | None = None
         self._abandoned: set[asyncio.Future[Any]] = set()  # threads of ended sync attempts
+        self.held_back = False  # the last claim left ready tasks (breaker, pause, limits)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -242,6 +243,7 @@ class QueueWorker:
                 await real_sleep(1.0)
                 continue
             backoff = 0.05
+            self.held_back = result.blocked
             for claimed in result.tasks:
                 self._start_run(claimed)
             if self._stopping or len(result.tasks) == free:

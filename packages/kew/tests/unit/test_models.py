@@ -29,6 +29,7 @@ WRONG_TYPES: dict[str, list[object]] = {
     "rate_limit": ["5", 5.0, 0.5, True, [5]],
     "rate_period": ["1", None, True, [1.0]],
     "rate_burst": ["2", 2.0, False, [2]],
+    "retention": ["60", True, [60]],
 }
 
 # field -> values of the right type but out of range
@@ -44,8 +45,9 @@ OUT_OF_RANGE: dict[str, list[object]] = {
     "retry_delay": [-0.001, -1, NAN, INF],
     "global_max_workers": [0, -1],
     "rate_limit": [0, -1],
-    "rate_period": [0, 0.0, -1, -0.5, NAN, INF, -INF],
+    "rate_period": [0, 0.0, -1, -0.5, NAN, INF, -INF, 0.0004],
     "rate_burst": [0, -2],
+    "retention": [0, -1, NAN, INF],
 }
 
 
@@ -154,7 +156,7 @@ def test_positional_order_matches_the_original_api() -> None:
         ({"rate_limit": 5, "rate_burst": 1}, (0, 5, 1000, 1)),
         ({"rate_limit": 2, "rate_period": 2.5}, (0, 2, 2500, 2)),
         ({"rate_limit": 2, "rate_period": 60}, (0, 2, 60_000, 2)),
-        ({"rate_limit": 1, "rate_period": 0.0004}, (0, 1, 1, 1)),  # never a 0 ms period
+        ({"rate_limit": 1, "rate_period": 0.001}, (0, 1, 1, 1)),  # the shortest period: 1 ms
         ({"rate_limit": 1, "rate_period": 0.0016}, (0, 1, 2, 1)),  # rounded to the nearest ms
         ({"global_max_workers": 3, "rate_limit": 7, "rate_burst": 9}, (3, 7, 1000, 9)),
     ],

@@ -41,9 +41,19 @@ local limit = tonumber(ARGV[6])
 local global_max = tonumber(ARGV[7])
 local rate, period_ms, burst = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 
-promote_due(scheduled, ready, meta, prefix, now, limit)
-reclaim_expired(leased, ready, meta, prefix, idprefix, events, now, limit,
-  tonumber(ARGV[11]), dead, tonumber(ARGV[12]))
+-- the first entries of the schedule and of the leases: promote / reclaim only when due, and
+-- (unless that changed them) reuse them for next_due at the end
+local first_due = tonumber(redis.call('ZRANGE', scheduled, 0, 0, 'WITHSCORES')[2])
+local first_lease = tonumber(redis.call('ZRANGE', leased, 0, 0, 'WITHSCORES')[2])
+if first_due and first_due <= now then
+  promote_due(scheduled, ready, meta, prefix, now, limit)
+  first_due = tonumber(redis.call('ZRANGE', scheduled, 0, 0, 'WITHSCORES')[2])
+end
+if first_lease and first_lease <= now then
+  reclaim_expired(leased, ready, meta, prefix, idprefix, events, now, limit,
+    tonumber(ARGV[11]), dead, tonumber(ARGV[12]))
+  first_lease = tonumber(redis.call('ZRANGE', leased, 0, 0, 'WITHSCORES')[2])
+end
 
 local allowed, probe_at = breaker_allow(breaker, now, n, reset_ms)
 if queue_paused(meta) then
@@ -115,9 +125,10 @@ if waiting > 0 and result[2] == 0 then
   wake_workers(wake)
 end
 
-local s = redis.call('ZRANGE', scheduled, 0, 0, 'WITHSCORES')
-if s[2] then next_due = earlier(next_due, tonumber(s[2])) end
-local l = redis.call('ZRANGE', leased, 0, 0, 'WITHSCORES')
-if l[2] then next_due = earlier(next_due, tonumber(l[2])) end
+if claimed > 0 and (not first_lease or now + lease_ms < first_lease) then
+  first_lease = now + lease_ms
+end
+next_due = earlier(next_due, first_due)
+next_due = earlier(next_due, first_lease)
 result[1] = next_due
 return result

@@ -26,15 +26,7 @@ Arg = str | bytes | int | float
 
 # The KEYS each script takes, in order (see the header comment of each lua/*.lua file).
 _SCRIPT_KEYS = {
-    "submit": lambda k: [
-        k.ready,
-        k.scheduled,
-        k.wake,
-        k.meta,
-        k.task_prefix,
-        k.staging("-"),
-        k.id_prefix,
-    ],
+    "submit": lambda k: [f"{k.base}:", k.id_prefix],
     "claim": lambda k: [
         k.ready,
         k.scheduled,
@@ -176,7 +168,7 @@ class RedisStore:
 
         Each row is (id, type, priority, due_ms or 0, func, args).
         """
-        args: list[Arg] = [now_ms, max_size, "each", 0, qk.queue]
+        args: list[Arg] = [now_ms, max_size, "each", 0, qk.queue, "-"]
         for row in rows:
             args.extend(row)
         codes = await self._run("submit", self._keys("submit", qk), args)
@@ -204,14 +196,11 @@ class RedisStore:
             "commit" if final else "stage",
             staging_ttl_ms,
             qk.queue,
+            batch_id,
         ]
         for row in rows:
             args.extend(row)
-        code, index = await self._run(
-            "submit",
-            [*self._keys("submit", qk)[:5], qk.staging(batch_id).encode(), qk.id_prefix],
-            args,
-        )
+        code, index = await self._run("submit", self._keys("submit", qk), args)
         return int(code), int(index)
 
     async def claim(

@@ -1,17 +1,16 @@
 -- submit: enqueue one or more tasks into one queue (variadic; one round trip).
 --
--- KEYS[1] ready      ZSET  ready ids by (priority, sequence)
--- KEYS[2] scheduled  ZSET  deferred ids by due time (ms)
--- KEYS[3] wake       LIST  wake-up token for idle workers
--- KEYS[4] meta       HASH  sequence counter
--- KEYS[5] prefix     task key prefix (not a key itself; carries the queue's hash tag)
--- KEYS[6] staging    LIST  ids written by earlier chunks of this batch (mode 'stage'/'commit')
--- KEYS[7] idprefix   prefix of the namespace's task-id keys: an id is taken while any queue of
+-- KEYS[1] base       the queue's key prefix "<ns>:{<queue>}:" (carries its hash tag); this hot
+--                    path builds its keys from it (fewer arguments to send per submit):
+--                    ready (ZSET by priority, sequence), scheduled (ZSET by due ms), wake
+--                    (LIST), meta (HASH: sequence counter), task:<id> (HASH), staging:<batch>
+--                    (LIST of ids written by earlier chunks of a batch)
+-- KEYS[2] idprefix   prefix of the namespace's task-id keys: an id is taken while any queue of
 --                    the namespace holds a record of it (the key expires with the record)
 --
 -- ARGV[1] now (ms)   ARGV[2] max_size   ARGV[3] mode   ARGV[4] staging ttl (ms)
--- ARGV[5] queue name
--- ARGV[6..] per task, 6 values: id, type, priority, due (ms, 0 = ready now), func, args
+-- ARGV[5] queue name   ARGV[6] batch id (names the staging list; '-' outside batches)
+-- ARGV[7..] per task, 6 values: id, type, priority, due (ms, 0 = ready now), func, args
 --
 -- mode 'each'  : every task on its own; returns one code per task (OK | DUPLICATE | QUEUE_FULL)
 -- mode 'stage' : all-or-nothing chunk of a larger batch: hashes are written but not enqueued,
@@ -25,14 +24,15 @@
 --!include includes/codes.lua
 --!include includes/ready_score.lua
 
-local ready, scheduled, wake, meta, prefix, staging, idprefix =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local base, idprefix = KEYS[1], KEYS[2]
+local ready, scheduled, wake, meta = base .. 'ready', base .. 'scheduled', base .. 'wake', base .. 'meta'
+local prefix, staging = base .. 'task:', base .. 'staging:' .. ARGV[6]
 local now = tonumber(ARGV[1])
 local max_size = tonumber(ARGV[2])
 local mode = ARGV[3]
 local staging_ttl = tonumber(ARGV[4])
 local queue = ARGV[5]
-local FIRST, WIDTH = 6, 6
+local FIRST, WIDTH = 7, 6
 local count = (#ARGV - FIRST + 1) / WIDTH
 local SLICE = 4000
 

@@ -24,6 +24,7 @@ from .exceptions import (
 from .manager import TaskQueueManager
 from .models import QueueConfig, QueuePriority, TaskInfo, TaskStatus
 from .queue import Queue
+from .signing import SignatureError
 
 try:
     __version__ = version("kew")
@@ -43,6 +44,7 @@ __all__ = [
     "QueueProcessorError",
     "RedisCircuitBreaker",
     "SerializationError",
+    "SignatureError",
     "SystemClock",
     "TaskAlreadyExistsError",
     "TaskContext",

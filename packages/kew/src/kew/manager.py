@@ -39,6 +39,7 @@ from .queue import Queue
 from .scheduling import breaker_state, to_ms
 from .serialization import decode_result
 from .settings import ManagerSettings
+from .signing import signer_from
 from .store import RedisStore
 from .submission import (
     SubmitCoalescer,
@@ -53,6 +54,19 @@ from .worker import QueueWorker
 __all__ = ["TaskQueueManager"]
 
 logger = logging.getLogger("kew")
+
+_unsigned_warned = False
+
+
+def _warn_unsigned_once(signing: bool) -> None:
+    global _unsigned_warned
+    if not signing and not _unsigned_warned:
+        _unsigned_warned = True
+        logger.warning(
+            "kew: no signing_key: anyone who can write to this Redis can make workers unpickle "
+            "arbitrary data; set TaskQueueManager(signing_key=...) or KEW_SIGNING_KEY"
+        )
+
 
 _RECHECK_INTERVAL = 30.0  # seconds: wait_for_task re-reads the record if no event arrived
 
@@ -86,6 +100,11 @@ class TaskQueueManager(AdminMixin):
         max_payload_bytes: largest stored function + arguments of one task, and largest stored
             result, in bytes (default 16 MiB; Redis itself stops at 512 MB). A larger submit
             raises SerializationError; a larger result fails the task.
+        signing_key: HMAC-SHA256 key(s) (str or bytes, >= 16 bytes; a list rotates keys: the
+            first signs, all verify). Every stored function, argument and result blob is
+            signed, and a blob with a missing or wrong signature is never unpickled: the task
+            fails for good. None (default): the ``KEW_SIGNING_KEY`` environment variable if
+            set, else no signing (kew logs one warning per process at ``initialize()``).
 
     Raises:
         InvalidArgumentError: a hook is not callable, or a setting is out of range.
@@ -108,6 +127,7 @@ class TaskQueueManager(AdminMixin):
         dead_letter_retention: float | None = None,
         max_reclaims: int = 3,
         max_payload_bytes: int = 16 * 1024 * 1024,
+        signing_key: str | bytes | Sequence[str | bytes] | None = None,
     ) -> None:
         if not isinstance(redis_url, str) or "://" not in redis_url:
             raise InvalidArgumentError(f"redis_url must be a URL string, got {redis_url!r}")
@@ -124,6 +144,9 @@ class TaskQueueManager(AdminMixin):
             max_reclaims=max_reclaims,
             max_payload_bytes=max_payload_bytes,
         )
+        if signing_key is None:
+            signing_key = os.environ.get("KEW_SIGNING_KEY") or None  # documented opt-in
+        self.signer = signer_from(signing_key)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.queues: dict[str, Queue] = {}
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -164,6 +187,7 @@ class TaskQueueManager(AdminMixin):
             raise
         self._store = store
         self._events = TaskEvents(store, self.namespace)
+        _warn_unsigned_once(self.signer.enabled)
 
     async def __aenter__(self) -> TaskQueueManager:
         await self.initialize()
@@ -261,6 +285,7 @@ class TaskQueueManager(AdminMixin):
             owner=self.owner,
             hooks=self.hooks,
             on_finished=self._finished_here,
+            signer=self.signer,
         )
         queue = Queue(config, keys, breaker, worker)
         self.queues[config.name] = queue
@@ -348,7 +373,16 @@ class TaskQueueManager(AdminMixin):
         self._require_store()
         now = self.clock.now()
         row = build_row(
-            now, task_id, task_type, task_func, priority, args, kwargs, _defer_by, _defer_until
+            now,
+            task_id,
+            task_type,
+            task_func,
+            priority,
+            args,
+            kwargs,
+            _defer_by,
+            _defer_until,
+            self.signer,
         )
         check_size(row, self.settings.max_payload_bytes)
         await self._submitters[queue.name].submit(row)
@@ -373,7 +407,7 @@ class TaskQueueManager(AdminMixin):
         queue = self._queue(queue_name)
         store = self._require_store()
         now = self.clock.now()
-        rows = rows_from_dicts(now, tasks, self.settings.max_payload_bytes)
+        rows = rows_from_dicts(now, tasks, self.settings.max_payload_bytes, self.signer)
         if not rows:
             return []
         await submit_batch(
@@ -408,7 +442,8 @@ class TaskQueueManager(AdminMixin):
 
     def _decode(self, fields: dict[bytes, bytes]) -> TaskInfo:
         try:
-            result = decode_result(fields.get(b"result"))
+            stored = fields.get(b"result")
+            result = decode_result(self.signer.verify(stored, "result") if stored else None)
         except TaskQueueError as exc:
             result = None
             fields[b"error"] = str(exc).encode()

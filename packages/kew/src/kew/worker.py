@@ -34,6 +34,7 @@ from .models import QueueConfig, TaskInfo, TaskStatus
 from .scheduling import MAX_DUE, backoff_delay, should_retry, to_ms, wait_seconds
 from .serialization import decode_args, decode_function, encode_result
 from .settings import DEFAULT_CLAIM_LIMIT, ManagerSettings
+from .signing import NO_SIGNING, Signer
 from .store import ClaimedTask, RedisStore
 
 __all__ = ["QueueWorker"]
@@ -83,6 +84,7 @@ class QueueWorker:
         owner: str,
         hooks: Hooks,
         on_finished: Callable[[str, str], None],
+        signer: Signer = NO_SIGNING,
     ) -> None:
         self.store = store
         self.keys = keys
@@ -92,6 +94,7 @@ class QueueWorker:
         self.owner = owner
         self.hooks = hooks
         self._on_finished = on_finished
+        self.signer = signer
         self._runs: dict[str, _Run] = {}
         self._slot_freed = asyncio.Event()
         self._stopping = False
@@ -339,8 +342,8 @@ class QueueWorker:
             )
             await self.hooks.started(info)
             try:
-                func = decode_function(claimed.func)
-                args, kwargs = decode_args(claimed.args)
+                func = decode_function(self.signer.verify(claimed.func, "function"))
+                args, kwargs = decode_args(self.signer.verify(claimed.args, "arguments"))
                 run.in_thread = not is_async_callable(func)
                 value = await run_attempt(
                     func,
@@ -350,7 +353,7 @@ class QueueWorker:
                     self._executor_factory,
                     self._abandon,
                 )
-                encoded = encode_result(value)
+                encoded = self.signer.sign(encode_result(value))
                 if len(encoded) > self.settings.max_payload_bytes:
                     raise SerializationError(
                         f"task result of type {type(value).__name__} is {len(encoded)} bytes, "

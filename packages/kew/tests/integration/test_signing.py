@@ -1,0 +1,101 @@
+"""Signed payloads (design.md §6): with a signing key, a blob whose HMAC is missing or wrong is
+never unpickled. The tampering test writes a malicious pickle straight into the task's record,
+as someone with write access to Redis could, and checks that the file it would create never
+appears."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kew import QueueConfig, QueuePriority, SignatureError, TaskStatus
+from kew.connection import create_client
+from kew.keys import QueueKeys
+from kew.signing import Signer, signer_from
+
+Q = "signed"
+P = QueuePriority.MEDIUM
+KEY = "k" * 32
+OLD_KEY = "o" * 32
+
+
+async def add(a: int, b: int) -> int:
+    return a + b
+
+
+class _Exploit:
+    """Unpickling this runs ``os.system("touch <path>")``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_sign_and_verify_round_trip_and_rotation() -> None:
+    old, new = signer_from(OLD_KEY), signer_from([KEY, OLD_KEY])
+    blob = b"pdata"
+    assert new.verify(old.sign(blob)) == blob  # signed with the old key, verified after rotation
+    assert new.sign(blob) != old.sign(blob)  # the first key signs
+    with pytest.raises(SignatureError):
+        signer_from(KEY).verify(old.sign(blob))  # the old key was dropped
+    with pytest.raises(SignatureError):
+        new.verify(blob)  # unsigned
+    assert Signer().verify(new.sign(blob)) == blob  # no keys: signed data is read unchecked
+
+
+@pytest.mark.parametrize("bad", ["short", b"", 42, [], [KEY, 3]])
+def test_bad_signing_keys_are_rejected(bad: object) -> None:
+    with pytest.raises(ValueError):
+        signer_from(bad)
+
+
+async def test_signed_tasks_run_and_results_come_back(kew_manager_factory: Any) -> None:
+    m = await kew_manager_factory(signing_key=KEY)
+    await m.create_queue(QueueConfig(Q, max_workers=2))
+    await m.submit_task("t", Q, "add", add, P, 2, 3)
+    info = await m.wait_for_task("t", timeout=10)
+    assert (info.status, info.result) == (TaskStatus.COMPLETED, 5)
+
+
+async def test_a_tampered_payload_is_never_unpickled(
+    kew_manager_factory: Any, kew_redis_url: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pwned"
+    m = await kew_manager_factory(signing_key=KEY)
+    await m.create_queue(QueueConfig(Q, max_workers=1, max_circuit_breaker_failures=100))
+    await m.submit_task("victim", Q, "add", add, P, 1, 2, _defer_by=3600)
+    # an attacker with write access to Redis replaces the arguments with a malicious pickle
+    evil = b"p" + pickle.dumps(((_Exploit(marker),), {}))
+    client = create_client(kew_redis_url)
+    try:
+        key = QueueKeys(m.namespace, Q).task("victim")
+        assert await client.hset(key, "args", evil) == 0
+        assert await client.hset(key, "due", 1) == 0
+        await client.zadd(QueueKeys(m.namespace, Q).scheduled, {"victim": 1})
+        await client.lpush(QueueKeys(m.namespace, Q).wake, b"1")
+    finally:
+        await client.aclose()
+    info = await m.wait_for_task("victim", timeout=10)
+    assert info.status is TaskStatus.FAILED
+    assert "not signed" in (info.error or "")
+    assert not marker.exists()  # the pickle was never loaded
+    assert [d.task_id for d in await m.list_dead(Q)] == ["victim"]
+
+
+async def test_a_payload_signed_with_another_key_fails_for_good(kew_manager_factory: Any) -> None:
+    consumer = await kew_manager_factory(signing_key=KEY)
+    stranger = await kew_manager_factory(signing_key=OLD_KEY)
+    await consumer.create_queue(QueueConfig(Q, max_workers=1, max_retries=3))
+    await stranger.pause_queue(Q)  # the stranger submits but must not run the task itself
+    await stranger.create_queue(QueueConfig(Q, max_workers=1, max_retries=3))
+    await stranger.submit_task("alien", Q, "add", add, P, 1, 1)
+    await stranger.shutdown()
+    await consumer.resume_queue(Q)
+    info = await consumer.wait_for_task("alien", timeout=10)
+    assert info.status is TaskStatus.FAILED and info.retry_count == 0  # no retry: it never can
+    assert "signature does not match" in (info.error or "")

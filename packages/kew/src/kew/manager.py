@@ -21,6 +21,7 @@ from typing import Any
 from .admin import AdminMixin
 from .breaker import RedisCircuitBreaker
 from .clock import Clock, SystemClock, real_sleep
+from .codec import Codec
 from .connection import create_client
 from .events import TaskEvents
 from .exceptions import (
@@ -37,7 +38,6 @@ from .keys import QueueKeys
 from .models import QueueConfig, TaskInfo, TaskStatus
 from .queue import Queue
 from .scheduling import breaker_state, to_ms
-from .serialization import decode_result
 from .settings import ManagerSettings
 from .signing import signer_from
 from .store import RedisStore
@@ -105,6 +105,10 @@ class TaskQueueManager(AdminMixin):
             signed, and a blob with a missing or wrong signature is never unpickled: the task
             fails for good. None (default): the ``KEW_SIGNING_KEY`` environment variable if
             set, else no signing (kew logs one warning per process at ``initialize()``).
+        allow_pickled_functions: False for "by reference only": task functions must be
+            importable (``module:qualname``), arguments and results are limited to JSON values
+            plus tuple, bytes, datetime, date, time, Decimal and UUID (stored as tagged JSON),
+            and nothing read from Redis is ever unpickled (default True).
 
     Raises:
         InvalidArgumentError: a hook is not callable, or a setting is out of range.
@@ -128,6 +132,7 @@ class TaskQueueManager(AdminMixin):
         max_reclaims: int = 3,
         max_payload_bytes: int = 16 * 1024 * 1024,
         signing_key: str | bytes | Sequence[str | bytes] | None = None,
+        allow_pickled_functions: bool = True,
     ) -> None:
         if not isinstance(redis_url, str) or "://" not in redis_url:
             raise InvalidArgumentError(f"redis_url must be a URL string, got {redis_url!r}")
@@ -146,7 +151,9 @@ class TaskQueueManager(AdminMixin):
         )
         if signing_key is None:
             signing_key = os.environ.get("KEW_SIGNING_KEY") or None  # documented opt-in
-        self.signer = signer_from(signing_key)
+        if not isinstance(allow_pickled_functions, bool):
+            raise InvalidArgumentError("allow_pickled_functions must be a bool")
+        self.codec = Codec(signer_from(signing_key), allow_pickled_functions)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.queues: dict[str, Queue] = {}
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -187,7 +194,7 @@ class TaskQueueManager(AdminMixin):
             raise
         self._store = store
         self._events = TaskEvents(store, self.namespace)
-        _warn_unsigned_once(self.signer.enabled)
+        _warn_unsigned_once(self.codec.signer.enabled)
 
     async def __aenter__(self) -> TaskQueueManager:
         await self.initialize()
@@ -285,7 +292,7 @@ class TaskQueueManager(AdminMixin):
             owner=self.owner,
             hooks=self.hooks,
             on_finished=self._finished_here,
-            signer=self.signer,
+            codec=self.codec,
         )
         queue = Queue(config, keys, breaker, worker)
         self.queues[config.name] = queue
@@ -382,7 +389,7 @@ class TaskQueueManager(AdminMixin):
             kwargs,
             _defer_by,
             _defer_until,
-            self.signer,
+            self.codec,
         )
         check_size(row, self.settings.max_payload_bytes)
         await self._submitters[queue.name].submit(row)
@@ -407,7 +414,7 @@ class TaskQueueManager(AdminMixin):
         queue = self._queue(queue_name)
         store = self._require_store()
         now = self.clock.now()
-        rows = rows_from_dicts(now, tasks, self.settings.max_payload_bytes, self.signer)
+        rows = rows_from_dicts(now, tasks, self.settings.max_payload_bytes, self.codec)
         if not rows:
             return []
         await submit_batch(
@@ -442,8 +449,7 @@ class TaskQueueManager(AdminMixin):
 
     def _decode(self, fields: dict[bytes, bytes]) -> TaskInfo:
         try:
-            stored = fields.get(b"result")
-            result = decode_result(self.signer.verify(stored, "result") if stored else None)
+            result = self.codec.decode_result(fields.get(b"result"))
         except TaskQueueError as exc:
             result = None
             fields[b"error"] = str(exc).encode()

@@ -37,6 +37,7 @@ __all__ = [
     "encode_args",
     "encode_function",
     "encode_result",
+    "importable_ref",
     "is_json_exact",
 ]
 
@@ -51,7 +52,8 @@ _local_functions: weakref.WeakValueDictionary[bytes, Callable[..., Any]] = (
 )
 
 
-def _importable_ref(func: Callable[..., Any]) -> str | None:
+def importable_ref(func: Callable[..., Any]) -> str | None:
+    """``module:qualname`` when importing that name gives back ``func`` itself, else None."""
     module = getattr(func, "__module__", None)
     qualname = getattr(func, "__qualname__", None)
     if not module or not qualname or module == "__main__" or "<" in qualname:
@@ -75,7 +77,7 @@ def encode_function(func: Callable[..., Any]) -> bytes:
         return _fn_cache[func]
     except (KeyError, TypeError):
         pass
-    ref = _importable_ref(func)
+    ref = importable_ref(func)
     if ref is not None:
         data = b"r" + ref.encode()
     else:

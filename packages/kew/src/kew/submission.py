@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .background import spawn
+from .codec import DEFAULT_CODEC, Codec
 from .exceptions import (
     InvalidArgumentError,
     QueueProcessorError,
@@ -27,9 +28,7 @@ from .exceptions import (
 from .keys import QueueKeys
 from .models import QueuePriority, coerce_priority
 from .scheduling import due_time, to_ms
-from .serialization import encode_args, encode_function
 from .settings import STAGING_TTL
-from .signing import NO_SIGNING, Signer
 from .store import RedisStore
 
 __all__ = [
@@ -74,7 +73,7 @@ def build_row(
     kwargs: Mapping[str, Any],
     defer_by: object = None,
     defer_until: object = None,
-    signer: Signer = NO_SIGNING,
+    codec: Codec = DEFAULT_CODEC,
 ) -> TaskRow:
     """Validate and serialize one task.
 
@@ -96,8 +95,8 @@ def build_row(
         raise InvalidArgumentError(f"task_func must be callable, got {type(task_func).__name__}")
     prio = coerce_priority(priority)
     due = due_time(now, defer_by, defer_until)
-    func_data = signer.sign(encode_function(task_func))
-    args_data = signer.sign(encode_args(tuple(args), dict(kwargs)))
+    func_data = codec.encode_function(task_func)
+    args_data = codec.encode_args(tuple(args), dict(kwargs))
     return TaskRow(task_id, task_type, prio, due, func_data, args_data)
 
 
@@ -116,7 +115,7 @@ def check_size(row: TaskRow, max_bytes: int) -> TaskRow:
 
 
 def rows_from_dicts(
-    now: float, tasks: Sequence[Mapping[str, Any]], max_bytes: int, signer: Signer = NO_SIGNING
+    now: float, tasks: Sequence[Mapping[str, Any]], max_bytes: int, codec: Codec = DEFAULT_CODEC
 ) -> list[TaskRow]:
     """Validate a ``submit_tasks`` batch: every dict, its size, duplicate ids within the batch.
 
@@ -150,7 +149,7 @@ def rows_from_dicts(
             kwargs,
             spec.get("_defer_by"),
             spec.get("_defer_until"),
-            signer,
+            codec,
         )
         check_size(row, max_bytes)
         if row.task_id in seen:

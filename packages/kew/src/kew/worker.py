@@ -25,6 +25,7 @@ from typing import Any
 from .acks import AckBatcher, retrying
 from .background import spawn
 from .clock import Clock, real_sleep
+from .codec import DEFAULT_CODEC, Codec
 from .context import TaskContext, set_current
 from .exceptions import KewConnectionError, SerializationError, TaskQueueError
 from .execution import is_async_callable, run_attempt
@@ -32,9 +33,7 @@ from .hooks import Hooks
 from .keys import QueueKeys
 from .models import QueueConfig, TaskInfo, TaskStatus
 from .scheduling import MAX_DUE, backoff_delay, should_retry, to_ms, wait_seconds
-from .serialization import decode_args, decode_function, encode_result
 from .settings import DEFAULT_CLAIM_LIMIT, ManagerSettings
-from .signing import NO_SIGNING, Signer
 from .store import ClaimedTask, RedisStore
 
 __all__ = ["QueueWorker"]
@@ -84,7 +83,7 @@ class QueueWorker:
         owner: str,
         hooks: Hooks,
         on_finished: Callable[[str, str], None],
-        signer: Signer = NO_SIGNING,
+        codec: Codec = DEFAULT_CODEC,
     ) -> None:
         self.store = store
         self.keys = keys
@@ -94,7 +93,7 @@ class QueueWorker:
         self.owner = owner
         self.hooks = hooks
         self._on_finished = on_finished
-        self.signer = signer
+        self.codec = codec
         self._runs: dict[str, _Run] = {}
         self._slot_freed = asyncio.Event()
         self._stopping = False
@@ -342,8 +341,8 @@ class QueueWorker:
             )
             await self.hooks.started(info)
             try:
-                func = decode_function(self.signer.verify(claimed.func, "function"))
-                args, kwargs = decode_args(self.signer.verify(claimed.args, "arguments"))
+                func = self.codec.decode_function(claimed.func)
+                args, kwargs = self.codec.decode_args(claimed.args)
                 run.in_thread = not is_async_callable(func)
                 value = await run_attempt(
                     func,
@@ -353,7 +352,7 @@ class QueueWorker:
                     self._executor_factory,
                     self._abandon,
                 )
-                encoded = self.signer.sign(encode_result(value))
+                encoded = self.codec.encode_result(value)
                 if len(encoded) > self.settings.max_payload_bytes:
                     raise SerializationError(
                         f"task result of type {type(value).__name__} is {len(encoded)} bytes, "

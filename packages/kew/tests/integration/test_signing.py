@@ -99,3 +99,70 @@ async def test_a_payload_signed_with_another_key_fails_for_good(kew_manager_fact
     info = await consumer.wait_for_task("alien", timeout=10)
     assert info.status is TaskStatus.FAILED and info.retry_count == 0  # no retry: it never can
     assert "signature does not match" in (info.error or "")
+
+
+# -- by reference only (allow_pickled_functions=False) ----------------------------------------
+
+
+async def echo(*args: Any, **kwargs: Any) -> Any:
+    return [list(args), kwargs]
+
+
+async def typed(value: Any) -> Any:
+    return value
+
+
+async def test_by_reference_only_round_trips_json_and_documented_types(
+    kew_manager_factory: Any,
+) -> None:
+    import datetime as dt
+    import uuid
+    from decimal import Decimal
+
+    m = await kew_manager_factory(allow_pickled_functions=False)
+    await m.create_queue(QueueConfig(Q, max_workers=2))
+    value = {
+        "when": dt.datetime(2026, 12, 1, 5, 0, tzinfo=dt.UTC),
+        "day": dt.date(2026, 12, 1),
+        "amount": Decimal("12.50"),
+        "id": uuid.UUID(int=7),
+        "raw": b"\x00\xff",
+        "pair": (1, "a"),
+        "list": [1, 2.5, None, True, "x"],
+    }
+    await m.submit_task("t", Q, "typed", typed, P, value)
+    info = await m.wait_for_task("t", timeout=10)
+    assert (info.status, info.result) == (TaskStatus.COMPLETED, value)
+
+
+async def test_by_reference_only_refuses_closures_and_unlisted_types(
+    kew_manager_factory: Any,
+) -> None:
+    from kew import SerializationError
+
+    m = await kew_manager_factory(allow_pickled_functions=False)
+    await m.create_queue(QueueConfig(Q, max_workers=2))
+    with pytest.raises(SerializationError, match="by reference"):
+        await m.submit_task("l", Q, "x", lambda: 1, P)
+    with pytest.raises(SerializationError, match="set"):
+        await m.submit_task("s", Q, "x", typed, P, {1, 2})
+    assert (await m.get_queue_status(Q))["queued_tasks"] == 0
+
+
+async def test_by_reference_only_never_unpickles_what_it_reads(
+    kew_manager_factory: Any, tmp_path: Path
+) -> None:
+    """A worker in this mode refuses pickled arguments even when they are validly signed by a
+    manager that allows pickling: nothing read from Redis is unpickled."""
+    marker = tmp_path / "pwned"
+    strict = await kew_manager_factory(allow_pickled_functions=False, signing_key=KEY)
+    lax = await kew_manager_factory(signing_key=KEY)
+    await strict.create_queue(QueueConfig(Q, max_workers=1))
+    await lax.pause_queue(Q)
+    await lax.create_queue(QueueConfig(Q, max_workers=1))
+    await lax.submit_task("p", Q, "add", typed, P, _Exploit(marker))
+    await lax.shutdown()
+    await strict.resume_queue(Q)
+    info = await strict.wait_for_task("p", timeout=10)
+    assert info.status is TaskStatus.FAILED and "pickl" in (info.error or "")
+    assert not marker.exists()

@@ -69,12 +69,14 @@ class TaskEvents:
         await asyncio.shield(self._ready)
 
     async def _listen(self) -> None:
+        backoff = 0.5
         while True:
             try:
                 async with self._store.subscribe([]) as pubsub:
                     await pubsub.psubscribe(self._pattern)
                     if self._ready is not None and not self._ready.done():
                         self._ready.set_result(None)
+                    backoff = 0.5
                     for task_id in list(self._waiters):  # something may have ended meanwhile
                         self.notify(task_id)
                     while True:
@@ -84,10 +86,13 @@ class TaskEvents:
             except asyncio.CancelledError:
                 raise
             except (TaskQueueError, ConnectionError, OSError, Exception) as exc:
-                logger.warning("kew: event subscription lost (%s); resubscribing", exc)
+                logger.warning(
+                    "kew: event subscription lost (%s); resubscribing in %.1f s", exc, backoff
+                )
                 if self._ready is not None and not self._ready.done():
                     self._ready.set_result(None)  # waiters fall back to their periodic re-check
-                await real_sleep(0.5)
+                await real_sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
 
     def _dispatch(self, msg: dict[str, Any]) -> None:
         data = msg.get("data")

@@ -133,7 +133,7 @@ class RedisStore:
                 return await execute("EVALSHA", script.sha, len(keys), *keys, *args)
         except (rexc.ConnectionError, rexc.TimeoutError) as exc:
             raise self._connection_error(exc) from exc
-        except rexc.ResponseError as exc:
+        except rexc.RedisError as exc:  # NOPERM, OOM, a script error...
             raise TaskQueueError(f"Redis refused script {name!r}: {exc}") from exc
 
     async def ping(self) -> str:
@@ -391,6 +391,8 @@ class RedisStore:
             return await awaitable
         except (rexc.ConnectionError, rexc.TimeoutError) as exc:
             raise self._connection_error(exc) from exc
+        except rexc.RedisError as exc:  # e.g. NOPERM from an ACL, OOM under maxmemory
+            raise TaskQueueError(f"Redis refused the command: {exc}") from exc
 
     async def breaker_fields(self, qk: QueueKeys) -> dict[bytes, bytes]:
         """Return the breaker HASH (empty when closed with no failures)."""

@@ -1,0 +1,73 @@
+"""Isolation (issue 8): namespaces on one Redis never see each other, and a Redis ACL user
+limited to one namespace's keys and channels is all kew needs."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from kew import (
+    QueueConfig,
+    QueuePriority,
+    TaskNotFoundError,
+    TaskQueueError,
+    TaskQueueManager,
+    TaskStatus,
+)
+from kew_testkit.redis_server import RedisServer
+
+P = QueuePriority.MEDIUM
+
+
+async def add(a: int, b: int) -> int:
+    return a + b
+
+
+async def test_two_namespaces_never_see_each_other(kew_redis_url: str) -> None:
+    import uuid
+
+    a_ns, b_ns = f"iso-a-{uuid.uuid4().hex[:6]}", f"iso-b-{uuid.uuid4().hex[:6]}"
+    async with (
+        TaskQueueManager(kew_redis_url, namespace=a_ns) as a,
+        TaskQueueManager(kew_redis_url, namespace=b_ns) as b,
+    ):
+        for m in (a, b):
+            await m.create_queue(QueueConfig("q", max_workers=1, max_circuit_breaker_failures=1))
+        await a.submit_task("same-id", "q", "add", add, P, 1, 2)
+        await b.submit_task("same-id", "q", "add", add, P, 10, 20)  # no clash across namespaces
+        assert (await a.wait_for_task("same-id", timeout=10)).result == 3
+        assert (await b.wait_for_task("same-id", timeout=10)).result == 30
+        await a.queues["q"].circuit_breaker.record_failure()  # opens a's breaker only
+        assert (await a.get_queue_status("q"))["circuit_breaker_status"] == "open"
+        assert (await b.get_queue_status("q"))["circuit_breaker_status"] == "closed"
+        await a.pause_queue("q")
+        assert (await b.get_queue_status("q"))["paused"] is False
+        # cleanup_on_start in one namespace leaves the other untouched
+        async with TaskQueueManager(kew_redis_url, namespace=a_ns, cleanup_on_start=True) as c:
+            with pytest.raises(TaskNotFoundError):
+                await c.get_task_status("same-id")
+        assert (await b.get_task_status("same-id")).status is TaskStatus.COMPLETED
+        await b.cleanup()
+
+
+@pytest.mark.skipif(
+    shutil.which("redis-server") is None,
+    reason="needs a redis-server binary to start one with ACLs",
+)
+async def test_an_acl_user_limited_to_the_namespace_is_enough() -> None:
+    acl = ("--user", "kew", "on", ">s3cret-pass", "~acl:*", "&acl:*", "+@all")
+    with RedisServer(extra_args=acl) as server:
+        url = f"redis://kew:s3cret-pass@127.0.0.1:{server.port}/0"
+        async with TaskQueueManager(url, namespace="acl") as m:
+            await m.create_queue(QueueConfig("q", max_workers=2))
+            await m.submit_task("t", "q", "add", add, P, 1, 2)
+            info = await m.wait_for_task("t", timeout=10)
+            assert (info.status, info.result) == (TaskStatus.COMPLETED, 3)
+            await m.cleanup()
+        outside = TaskQueueManager(url, namespace="elsewhere")
+        await outside.initialize()
+        try:
+            with pytest.raises(TaskQueueError, match=r"(?i)perm"):
+                await outside.create_queue(QueueConfig("q", max_workers=1))
+        finally:
+            await outside.shutdown()

@@ -4,6 +4,7 @@ limited to one namespace's keys and channels is all kew needs."""
 from __future__ import annotations
 
 import shutil
+from typing import Any
 
 import pytest
 from kew import (
@@ -71,3 +72,96 @@ async def test_an_acl_user_limited_to_the_namespace_is_enough() -> None:
                 await outside.create_queue(QueueConfig("q", max_workers=1))
         finally:
             await outside.shutdown()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _make_certs(d: Any) -> tuple[str, str, str]:
+    import subprocess
+
+    def run(*cmd: str) -> None:
+        subprocess.run(cmd, cwd=d, check=True, capture_output=True)
+
+    run(
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=kew-test-ca",
+    )
+    run(
+        "openssl",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run(
+        "openssl",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+    )
+    return str(d / "ca.crt"), str(d / "server.crt"), str(d / "server.key")
+
+
+@pytest.mark.skipif(
+    shutil.which("redis-server") is None or shutil.which("openssl") is None,
+    reason="needs redis-server (built with TLS) and openssl to make a throwaway certificate",
+)
+async def test_rediss_tls_connections_work(tmp_path: Any) -> None:
+    ca, cert, key = _make_certs(tmp_path)
+    tls_port = _free_port()
+    tls = (
+        "--tls-port",
+        str(tls_port),
+        "--tls-cert-file",
+        cert,
+        "--tls-key-file",
+        key,
+        "--tls-ca-cert-file",
+        ca,
+        "--tls-auth-clients",
+        "no",
+    )
+    with RedisServer(extra_args=tls):
+        url = f"rediss://127.0.0.1:{tls_port}/0?ssl_ca_certs={ca}"
+        async with TaskQueueManager(url, namespace="tls") as m:
+            await m.create_queue(QueueConfig("q", max_workers=1))
+            await m.submit_task("t", "q", "add", add, P, 2, 2)
+            assert (await m.wait_for_task("t", timeout=10)).result == 4
+            await m.cleanup()

@@ -273,8 +273,7 @@ class TaskQueueManager(AdminMixin):
         await self.initialize()
         store = self._require_store()
         keys = QueueKeys(self.namespace, config.name)
-        await store.register_queue(self.namespace, config.name)
-        await self._check_fleet_limits(store, keys, config)
+        await self._register(store, keys, config)
         breaker = RedisCircuitBreaker(
             store,
             keys,
@@ -293,6 +292,7 @@ class TaskQueueManager(AdminMixin):
             hooks=self.hooks,
             on_finished=self._finished_here,
             codec=self.codec,
+            on_lost=lambda: self._register(store, keys, config),
         )
         queue = Queue(config, keys, breaker, worker)
         self.queues[config.name] = queue
@@ -300,6 +300,11 @@ class TaskQueueManager(AdminMixin):
         self._submitters[config.name] = SubmitCoalescer(store, keys, config.max_size, self._now_ms)
         worker.start()
         return queue
+
+    async def _register(self, store: RedisStore, keys: QueueKeys, config: QueueConfig) -> None:
+        """Record the queue in Redis (the namespace's registry and its meta record)."""
+        await store.register_queue(self.namespace, config.name)
+        await self._check_fleet_limits(store, keys, config)
 
     async def _check_fleet_limits(
         self, store: RedisStore, keys: QueueKeys, config: QueueConfig

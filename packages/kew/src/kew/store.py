@@ -85,11 +85,13 @@ class ClaimResult:
         tasks: the tasks now leased to the caller (at most the N asked for).
         next_due_ms: earliest time (ms) something may become claimable, or None.
         blocked: True when the circuit breaker held ready tasks back.
+        lost: True when the queue's registration is gone from Redis (restarted empty, flushed).
     """
 
     tasks: list[ClaimedTask]
     next_due_ms: int | None
     blocked: bool
+    lost: bool = False
 
 
 class RedisStore:
@@ -242,7 +244,10 @@ class RedisStore:
             )
             for i in range(2, len(reply), 9)
         ]
-        return ClaimResult(tasks, next_due if next_due >= 0 else None, int(reply[1]) == 1)
+        flags = int(reply[1])
+        return ClaimResult(
+            tasks, next_due if next_due >= 0 else None, bool(flags & 1), lost=bool(flags & 2)
+        )
 
     async def extend(
         self, qk: QueueKeys, expiry_ms: int, owned: Sequence[tuple[str, bytes]]

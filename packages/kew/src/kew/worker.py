@@ -84,6 +84,7 @@ class QueueWorker:
         hooks: Hooks,
         on_finished: Callable[[str, str], None],
         codec: Codec = DEFAULT_CODEC,
+        on_lost: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.keys = keys
@@ -94,6 +95,7 @@ class QueueWorker:
         self.hooks = hooks
         self._on_finished = on_finished
         self.codec = codec
+        self._register = on_lost
         self._runs: dict[str, _Run] = {}
         self._slot_freed = asyncio.Event()
         self._stopping = False
@@ -246,6 +248,8 @@ class QueueWorker:
                 continue
             backoff = 0.05
             self.held_back = result.blocked
+            if result.lost:
+                await self._on_lost()
             for claimed in result.tasks:
                 self._start_run(claimed)
             if self._stopping or len(result.tasks) == free:
@@ -295,6 +299,17 @@ class QueueWorker:
                     "kew: wake-up wait on %s failed: %s", self.config.name, wake.exception()
                 )
                 await real_sleep(0.5)
+
+    async def _on_lost(self) -> None:
+        """The queue's data vanished from Redis: say so loudly and register the queue again."""
+        logger.error(
+            "kew: queue %r lost its data in Redis (restarted empty, flushed, or cleanup()): tasks "
+            "that were waiting are gone, results of running ones are dropped; registering it again",
+            self.config.name,
+        )
+        if self._register is not None:
+            with contextlib.suppress(TaskQueueError):
+                await self._register()
 
     def _push_wake(self) -> None:
         spawn(self._wake_quietly())

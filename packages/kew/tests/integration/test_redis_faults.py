@@ -68,3 +68,29 @@ async def test_a_full_redis_refuses_submits_and_leaves_nothing_half_written() ->
                 await client.aclose()
             status = await m.get_queue_status("q")
             assert status["queued_tasks"] == i  # every accepted task is whole and waiting
+
+
+@needs_server
+async def test_a_redis_restarted_empty_is_noticed_and_the_queue_works_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import asyncio
+    import logging
+
+    with RedisServer() as server:
+        async with TaskQueueManager(server.url, namespace="empty") as m:
+            await m.create_queue(QueueConfig("q", max_workers=1))
+            await m.submit_task("slow", "q", "sleep", asyncio.sleep, P, 0.5)
+            client = create_client(server.url)
+            try:
+                await client.flushall()  # as a restart without persistence would leave it
+            finally:
+                await client.aclose()
+            with caplog.at_level(logging.WARNING, logger="kew"):
+                await m.submit_task("after", "q", "add", add, P, 1, 2)
+                assert (await m.wait_for_task("after", timeout=10)).result == 3
+                await asyncio.sleep(0)  # let the running task's dropped result be logged
+            messages = " ".join(r.getMessage() for r in caplog.records)
+            assert "lost its data" in messages
+            with pytest.raises(TaskNotFoundError):
+                await m.get_task_status("slow")  # its result was not written into a void

@@ -20,7 +20,8 @@
 --
 -- Returns {next_due, blocked, rows...}: next_due is the earliest time (ms) at which something
 -- may become claimable (a scheduled task, a lease expiry, the breaker's trial, the next rate
--- token), or -1 for none; blocked is 1 when ready tasks were held back (breaker, pause, limits);
+-- token), or -1 for none; flags: 1 when ready tasks were held back (breaker, pause, limits),
+-- + 2 when the queue's meta record is missing (its data was lost: Redis restarted empty);
 -- then 9 values per claimed task: id, fence, type, priority, func, args, retries, queued (ms),
 -- attempts.
 --!include includes/codes.lua
@@ -131,4 +132,7 @@ end
 next_due = earlier(next_due, first_due)
 next_due = earlier(next_due, first_lease)
 result[1] = next_due
+if redis.call('HEXISTS', meta, 'limits') == 0 then
+  result[2] = result[2] + 2 -- the queue's data is gone (Redis restarted empty or flushed)
+end
 return result

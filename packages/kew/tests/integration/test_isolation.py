@@ -165,3 +165,16 @@ async def test_rediss_tls_connections_work(tmp_path: Any) -> None:
             await m.submit_task("t", "q", "add", add, P, 2, 2)
             assert (await m.wait_for_task("t", timeout=10)).result == 4
             await m.cleanup()
+
+
+async def test_connection_refused_at_start_is_a_clear_error_with_the_password_masked() -> None:
+    from kew import KewConnectionError
+
+    port = _free_port()  # nothing listens there
+    m = TaskQueueManager(f"redis://user:top-secret@127.0.0.1:{port}/0")
+    with pytest.raises(KewConnectionError) as info:
+        await m.initialize()
+    text = str(info.value)
+    assert f"127.0.0.1:{port}" in text and "user:***@" in text
+    assert "top-secret" not in text
+    assert isinstance(info.value, ConnectionError)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import sys
+import types
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -107,6 +109,22 @@ def _load_json(data: bytes) -> Any:
         raise SerializationError(f"cannot load stored JSON: {exc}") from exc
 
 
+def _ctx(field: str, task_id: str) -> bytes:
+    """The signing context of a blob: which field of which task it was written for."""
+    return f"{field}:{task_id}".encode()
+
+
+def reference_allowed(ref: str, func: Any) -> bool:
+    """In by-reference-only mode, whether ``module:qualname`` may run as a task: a Python
+    function (or async function) of the application, not a builtin (``builtins:exec``, C
+    functions such as ``os:system``) nor a standard-library function (``subprocess:run``)."""
+    module = ref.partition(":")[0]
+    root = module.partition(".")[0]
+    if root in sys.stdlib_module_names or root == "builtins":
+        return False
+    return isinstance(func, types.FunctionType)
+
+
 class Codec:
     """Encodes and decodes task functions, arguments and results for one manager.
 
@@ -120,44 +138,60 @@ class Codec:
         self.signer = signer
         self.allow_pickle = allow_pickle
 
-    def encode_function(self, func: Callable[..., Any]) -> bytes:
+    def encode_function(self, func: Callable[..., Any], task_id: str = "") -> bytes:
         """Encode (and sign) a task function.
 
         Raises:
             SerializationError: not importable by reference while pickling is not allowed, or
                 not picklable at all.
         """
-        if not self.allow_pickle and importable_ref(func) is None:
-            raise SerializationError(
-                f"task function {func!r} cannot be imported by reference (module:qualname); "
-                "allow_pickled_functions=False refuses lambdas, closures and __main__ functions"
-            )
-        return self.signer.sign(encode_function(func))
+        if not self.allow_pickle:
+            ref = importable_ref(func)
+            if ref is None or not reference_allowed(ref, func):
+                raise SerializationError(
+                    f"task function {func!r} is not an importable application function; "
+                    "allow_pickled_functions=False refuses lambdas, closures, __main__ functions, "
+                    "builtins and standard-library functions"
+                )
+        return self.signer.sign(encode_function(func), _ctx("func", task_id))
 
-    def encode_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    def encode_args(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], task_id: str = ""
+    ) -> bytes:
         """Encode (and sign) task arguments."""
+        ctx = _ctx("args", task_id)
         if self.allow_pickle:
-            return self.signer.sign(encode_args(args, kwargs))
-        return self.signer.sign(_dump_json([list(args), kwargs]) if args or kwargs else b"")
+            return self.signer.sign(encode_args(args, kwargs), ctx)
+        return self.signer.sign(_dump_json([list(args), kwargs]) if args or kwargs else b"", ctx)
 
-    def encode_result(self, value: Any) -> bytes:
+    def encode_result(self, value: Any, task_id: str = "") -> bytes:
         """Encode (and sign) a task's return value."""
+        ctx = _ctx("result", task_id)
         if self.allow_pickle:
-            return self.signer.sign(encode_result(value))
-        return self.signer.sign(_dump_json(value))
+            return self.signer.sign(encode_result(value), ctx)
+        return self.signer.sign(_dump_json(value), ctx)
 
-    def decode_function(self, data: bytes) -> Callable[..., Any]:
-        """Verify and load a task function (by-value functions refused without pickling)."""
-        blob = self.signer.verify(data, "function")
+    def decode_function(self, data: bytes, task_id: str = "") -> Callable[..., Any]:
+        """Verify and load a task function (by-value functions, builtins and standard-library
+        functions refused without pickling)."""
+        blob = self.signer.verify(data, "function", _ctx("func", task_id))
         if not self.allow_pickle and blob[:1] != b"r":
+            raise SerializationError("task function stored by value: refused (no pickling)")
+        if not self.allow_pickle:
+            ref = blob[1:].decode(errors="replace")
+            module = ref.partition(":")[0].partition(".")[0]
+            if module in sys.stdlib_module_names or module == "builtins":
+                raise SerializationError(f"task function {ref!r} is not an application function")
+        func = decode_function(blob)
+        if not self.allow_pickle and not reference_allowed(blob[1:].decode(), func):
             raise SerializationError(
-                "task function stored by value: refused (pickling not allowed)"
+                f"task function {blob[1:].decode()!r} is not an application function"
             )
-        return decode_function(blob)
+        return func
 
-    def decode_args(self, data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def decode_args(self, data: bytes, task_id: str = "") -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Verify and load task arguments."""
-        blob = self.signer.verify(data, "arguments")
+        blob = self.signer.verify(data, "arguments", _ctx("args", task_id))
         if blob[:1] == _JSON_TAG:
             args, kwargs = _load_json(blob)
             return tuple(args), dict(kwargs)
@@ -165,11 +199,11 @@ class Codec:
             raise SerializationError("task arguments are pickled: refused (pickling not allowed)")
         return decode_args(blob)
 
-    def decode_result(self, data: bytes | None) -> Any:
+    def decode_result(self, data: bytes | None, task_id: str = "") -> Any:
         """Verify and load a stored result (None when there is none)."""
         if not data:
             return None
-        blob = self.signer.verify(data, "result")
+        blob = self.signer.verify(data, "result", _ctx("result", task_id))
         if blob[:1] == _JSON_TAG:
             return _load_json(blob)
         if not self.allow_pickle and blob[:1] != b"j":

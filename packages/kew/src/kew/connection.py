@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from typing import Any
 
@@ -35,8 +36,9 @@ def mask_url(url: str) -> str:
     """Return ``url`` with any password replaced by ``***`` (for messages and logs).
 
     The credentials end at the last ``@`` before the host, so passwords containing ``@`` or
-    ``:`` are masked whole.
+    ``:`` are masked whole; a ``password=`` query parameter is masked too.
     """
+    url = re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url

@@ -46,6 +46,11 @@ class TaskEvents:
             if not fut.done():
                 fut.set_result(None)
 
+    def notify_all(self) -> None:
+        """Wake every waiter (records may have vanished: they re-read and find out)."""
+        for task_id in list(self._waiters):
+            self.notify(task_id)
+
     def register(self, task_id: str) -> asyncio.Future[None]:
         """Return a future that is set at the next event of ``task_id``."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -292,7 +292,7 @@ class TaskQueueManager(AdminMixin):
             hooks=self.hooks,
             on_finished=self._finished_here,
             codec=self.codec,
-            on_lost=lambda: self._register(store, keys, config),
+            on_lost=lambda: self._on_queue_lost(store, keys, config),
         )
         queue = Queue(config, keys, breaker, worker)
         self.queues[config.name] = queue
@@ -300,6 +300,12 @@ class TaskQueueManager(AdminMixin):
         self._submitters[config.name] = SubmitCoalescer(store, keys, config.max_size, self._now_ms)
         worker.start()
         return queue
+
+    async def _on_queue_lost(self, store: RedisStore, keys: QueueKeys, config: QueueConfig) -> None:
+        """A queue's data vanished: waiters re-read (and get TaskNotFoundError); register anew."""
+        if self._events is not None:
+            self._events.notify_all()
+        await self._register(store, keys, config)
 
     async def _register(self, store: RedisStore, keys: QueueKeys, config: QueueConfig) -> None:
         """Record the queue in Redis (the namespace's registry and its meta record)."""
@@ -454,7 +460,8 @@ class TaskQueueManager(AdminMixin):
 
     def _decode(self, fields: dict[bytes, bytes]) -> TaskInfo:
         try:
-            result = self.codec.decode_result(fields.get(b"result"))
+            task_id = (fields.get(b"id") or b"").decode(errors="replace")
+            result = self.codec.decode_result(fields.get(b"result"), task_id)
         except TaskQueueError as exc:
             result = None
             fields[b"error"] = str(exc).encode()

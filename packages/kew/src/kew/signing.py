@@ -42,18 +42,28 @@ class Signer:
         """True when keys are configured."""
         return bool(self.keys)
 
-    def sign(self, data: bytes) -> bytes:
-        """Return ``data`` with its HMAC (unchanged when signing is off)."""
+    @staticmethod
+    def _mac(key: bytes, context: bytes, body: bytes) -> bytes:
+        return hmac.new(key, context + b"\x00" + body, hashlib.sha256).digest()
+
+    def sign(self, data: bytes, context: bytes = b"") -> bytes:
+        """Return ``data`` with its HMAC (unchanged when signing is off).
+
+        Args:
+            data: the blob.
+            context: what the blob is for (kew passes ``b"<field>:<task id>"``): the HMAC covers
+                it, so a signed blob copied into another task or another field is refused.
+        """
         if not self.keys:
             return data
-        return _TAG + hmac.new(self.keys[0], data, hashlib.sha256).digest() + data
+        return _TAG + self._mac(self.keys[0], context, data) + data
 
-    def verify(self, data: bytes, what: str = "payload") -> bytes:
-        """Return the blob inside ``data`` after checking its HMAC.
+    def verify(self, data: bytes, what: str = "payload", context: bytes = b"") -> bytes:
+        """Return the blob inside ``data`` after checking its HMAC for ``context``.
 
         Raises:
-            SignatureError: keys are configured and ``data`` is unsigned or its HMAC matches
-                none of them.
+            SignatureError: keys are configured and ``data`` is unsigned, or its HMAC matches
+                none of them for this context (forged, or copied from another task or field).
         """
         signed = data[:1] == _TAG and len(data) >= 1 + _MAC
         if not self.keys:
@@ -62,7 +72,7 @@ class Signer:
             raise SignatureError(f"task {what} is not signed: refused without unpickling it")
         mac, body = data[1 : 1 + _MAC], data[1 + _MAC :]
         for key in self.keys:
-            if hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()):
+            if hmac.compare_digest(mac, self._mac(key, context, body)):
                 return body
         raise SignatureError(f"task {what} signature does not match: refused without unpickling it")
 

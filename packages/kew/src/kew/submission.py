@@ -95,8 +95,8 @@ def build_row(
         raise InvalidArgumentError(f"task_func must be callable, got {type(task_func).__name__}")
     prio = coerce_priority(priority)
     due = due_time(now, defer_by, defer_until)
-    func_data = codec.encode_function(task_func)
-    args_data = codec.encode_args(tuple(args), dict(kwargs))
+    func_data = codec.encode_function(task_func, task_id)
+    args_data = codec.encode_args(tuple(args), dict(kwargs), task_id)
     return TaskRow(task_id, task_type, prio, due, func_data, args_data)
 
 

@@ -356,8 +356,8 @@ class QueueWorker:
             )
             await self.hooks.started(info)
             try:
-                func = self.codec.decode_function(claimed.func)
-                args, kwargs = self.codec.decode_args(claimed.args)
+                func = self.codec.decode_function(claimed.func, claimed.task_id)
+                args, kwargs = self.codec.decode_args(claimed.args, claimed.task_id)
                 run.in_thread = not is_async_callable(func)
                 value = await run_attempt(
                     func,
@@ -367,7 +367,7 @@ class QueueWorker:
                     self._executor_factory,
                     self._abandon,
                 )
-                encoded = self.codec.encode_result(value)
+                encoded = self.codec.encode_result(value, claimed.task_id)
                 if len(encoded) > self.settings.max_payload_bytes:
                     raise SerializationError(
                         f"task result of type {type(value).__name__} is {len(encoded)} bytes, "
@@ -451,7 +451,9 @@ class QueueWorker:
                 retention_ms=to_ms(self.settings.dead_letter_ttl),
                 breaker_max=cfg.max_circuit_breaker_failures,
                 breaker_reset_ms=to_ms(cfg.circuit_breaker_reset_timeout),
-                count_for_breaker=not retry,  # a retried attempt is not yet a failed task
+                # a retried attempt is not yet a failed task, and an unreadable or forged
+                # payload says nothing about the downstream the breaker protects
+                count_for_breaker=not retry and not isinstance(exc, SerializationError),
             )
         )
         if code != 0:

@@ -94,3 +94,23 @@ async def test_a_redis_restarted_empty_is_noticed_and_the_queue_works_again(
             assert "lost its data" in messages
             with pytest.raises(TaskNotFoundError):
                 await m.get_task_status("slow")  # its result was not written into a void
+
+
+@needs_server
+async def test_waiters_of_tasks_lost_with_the_data_learn_it_at_once() -> None:
+    import asyncio
+
+    with RedisServer() as server:
+        async with TaskQueueManager(server.url, namespace="lostwait") as m:
+            await m.create_queue(QueueConfig("q", max_workers=1))
+            await m.submit_task("later", "q", "add", add, P, 1, 1, _defer_by=3600)
+            waiter = asyncio.ensure_future(m.wait_for_task("later", timeout=20))
+            await asyncio.sleep(0)  # let the waiter read the record once
+            client = create_client(server.url)
+            try:
+                await client.flushall()
+            finally:
+                await client.aclose()
+            await m.submit_task("poke", "q", "add", add, P, 1, 1)  # the next claim notices
+            with pytest.raises(TaskNotFoundError):
+                await asyncio.wait_for(waiter, timeout=10)  # well before its own 20 s

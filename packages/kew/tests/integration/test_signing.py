@@ -142,7 +142,7 @@ async def test_by_reference_only_refuses_closures_and_unlisted_types(
 
     m = await kew_manager_factory(allow_pickled_functions=False)
     await m.create_queue(QueueConfig(Q, max_workers=2))
-    with pytest.raises(SerializationError, match="by reference"):
+    with pytest.raises(SerializationError, match="importable application function"):
         await m.submit_task("l", Q, "x", lambda: 1, P)
     with pytest.raises(SerializationError, match="set"):
         await m.submit_task("s", Q, "x", typed, P, {1, 2})
@@ -165,4 +165,64 @@ async def test_by_reference_only_never_unpickles_what_it_reads(
     await strict.resume_queue(Q)
     info = await strict.wait_for_task("p", timeout=10)
     assert info.status is TaskStatus.FAILED and "pickl" in (info.error or "")
+    assert not marker.exists()
+
+
+async def test_a_signed_payload_copied_into_another_task_is_refused(
+    kew_manager_factory: Any, kew_redis_url: str
+) -> None:
+    """The HMAC covers the field and the task id: a validly signed blob replayed into another
+    task (or another field) does not verify."""
+    m = await kew_manager_factory(signing_key=KEY)
+    await m.create_queue(QueueConfig(Q, max_workers=1, max_circuit_breaker_failures=100))
+    await m.pause_queue(Q)
+    await m.submit_task("admin-op", Q, "add", add, P, 100, 200)
+    await m.submit_task("user-op", Q, "add", add, P, 1, 2)
+    qk = QueueKeys(m.namespace, Q)
+    client = create_client(kew_redis_url)
+    try:
+        admin_args = await client.hget(qk.task("admin-op"), "args")
+        await client.hset(qk.task("user-op"), "args", admin_args)
+    finally:
+        await client.aclose()
+    await m.resume_queue(Q)
+    assert (await m.wait_for_task("admin-op", timeout=10)).result == 300
+    info = await m.wait_for_task("user-op", timeout=10)
+    assert info.status is TaskStatus.FAILED and "signature does not match" in (info.error or "")
+
+
+def test_the_signature_binds_field_and_task() -> None:
+    s = signer_from(KEY)
+    blob = s.sign(b"pdata", b"args:a")
+    assert s.verify(blob, context=b"args:a") == b"pdata"
+    for other in (b"args:b", b"func:a", b"result:a"):
+        with pytest.raises(SignatureError):
+            s.verify(blob, context=other)
+
+
+async def test_by_reference_only_refuses_builtins_and_standard_library_references(
+    kew_manager_factory: Any, kew_redis_url: str, tmp_path: Path
+) -> None:
+    """Without pickles, a reference is still code: a writer naming os:system or builtins:exec
+    must not get it run. Such references are refused at submit and when read."""
+    from kew import SerializationError
+
+    marker = tmp_path / "pwned"
+    m = await kew_manager_factory(allow_pickled_functions=False)
+    await m.create_queue(QueueConfig(Q, max_workers=1, max_circuit_breaker_failures=100))
+    for func in (print, os.system, pickle.loads):
+        with pytest.raises(SerializationError, match="application function"):
+            await m.submit_task("x", Q, "t", func, P, "x")
+    await m.pause_queue(Q)
+    await m.submit_task("forged", Q, "t", typed, P, 1)
+    qk = QueueKeys(m.namespace, Q)
+    client = create_client(kew_redis_url)
+    try:
+        await client.hset(qk.task("forged"), "func", b"ros:system")
+        await client.hset(qk.task("forged"), "args", f'J[["touch {marker}"],{{}}]'.encode())
+    finally:
+        await client.aclose()
+    await m.resume_queue(Q)
+    info = await m.wait_for_task("forged", timeout=10)
+    assert info.status is TaskStatus.FAILED and "application function" in (info.error or "")
     assert not marker.exists()

@@ -68,15 +68,8 @@ async def hold(probe: str, label: str) -> str:
     """Run (counted) until the probe's gate opens; note a cancellation and the ``finally``."""
     p = _p(probe)
     p.record(label)
-    p.enter()
-    try:
+    with p.running(label):
         await asyncio.wait_for(p.wait_gate(), _TASK_WAIT)
-    except asyncio.CancelledError:
-        p.cancelled.append(label)
-        raise
-    finally:
-        p.leave()
-        p.finished.append(label)
     return label
 
 
@@ -84,12 +77,8 @@ def hold_sync(probe: str, label: str) -> str:
     """Sync twin of :func:`hold`: blocks its thread until the gate opens (at most 30 s)."""
     p = _p(probe)
     p.record(label)
-    p.enter()
-    try:
+    with p.running(label):
         p.wait_gate_sync(_TASK_WAIT)
-    finally:
-        p.leave()
-        p.finished.append(label)
     return label
 
 

@@ -11,10 +11,12 @@ rule), and holds a gate that tasks can wait on so a test decides when they finis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -71,6 +73,19 @@ class Probe:
     def leave(self) -> None:
         with self._lock:
             self.current -= 1
+
+    @contextlib.contextmanager
+    def running(self, label: str) -> Iterator[None]:
+        """Count the block as a running task; note a cancellation, and that its finally ran."""
+        self.enter()
+        try:
+            yield
+        except asyncio.CancelledError:
+            self.cancelled.append(label)
+            raise
+        finally:
+            self.leave()
+            self.finished.append(label)
 
     def open_gate(self) -> None:
         """Let every task waiting in :func:`hold` (and :func:`hold_sync`) finish."""
@@ -166,15 +181,8 @@ async def hold(probe: str, label: str, result: Any = None) -> Any:
     """Count as running (see :attr:`Probe.current`) until the probe's gate opens."""
     p = _probe(probe)
     p.record(label)
-    p.enter()
-    try:
+    with p.running(label):
         await p.wait_gate()
-    except asyncio.CancelledError:
-        p.cancelled.append(label)
-        raise
-    finally:
-        p.leave()
-        p.finished.append(label)
     return label if result is None else result
 
 
@@ -182,12 +190,8 @@ def hold_sync(probe: str, label: str) -> str:
     """Sync twin of :func:`hold` (runs in a thread; waits at most 30 s for the gate)."""
     p = _probe(probe)
     p.record(label)
-    p.enter()
-    try:
+    with p.running(label):
         p.wait_gate_sync(30.0)
-    finally:
-        p.leave()
-        p.finished.append(label)
     return label
 
 
@@ -195,15 +199,8 @@ async def busy(probe: str, label: str, seconds: float, failing: bool = False) ->
     """Count as running for ``seconds`` real seconds, then succeed or fail."""
     p = _probe(probe)
     n = p.record(label)
-    p.enter()
-    try:
+    with p.running(label):
         await asyncio.sleep(seconds)
-    except asyncio.CancelledError:
-        p.cancelled.append(label)
-        raise
-    finally:
-        p.leave()
-        p.finished.append(label)
     if failing:
         raise RuntimeError(f"{label} attempt {n}")
     return label
@@ -215,15 +212,8 @@ async def hang(probe: str, label: str, hang_attempts: int = 10**9, result: Any =
     n = p.record(label)
     if n > hang_attempts:
         return result
-    p.enter()
-    try:
+    with p.running(label):
         await asyncio.sleep(3600)
-    except asyncio.CancelledError:
-        p.cancelled.append(label)
-        raise
-    finally:
-        p.leave()
-        p.finished.append(label)
     return result
 
 
@@ -231,12 +221,8 @@ def sleep_sync(probe: str, label: str, seconds: float) -> str:
     """A sync task that blocks its thread for ``seconds`` real seconds."""
     p = _probe(probe)
     p.record(label)
-    p.enter()
-    try:
+    with p.running(label):
         time.sleep(seconds)
-    finally:
-        p.leave()
-        p.finished.append(label)
     return label
 
 

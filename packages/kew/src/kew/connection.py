@@ -2,6 +2,13 @@
 
 - ``redis://``, ``rediss://`` (TLS), ``unix://``: redis-py's asyncio client on binary
   connections (``decode_responses=False``); redis-py uses hiredis for parsing when installed.
+- ``redis+cluster://host:port[,host:port...]`` (``rediss+cluster://`` for TLS): redis-py's
+  asyncio ``RedisCluster``, started from those nodes (any subset of the cluster: it discovers
+  the rest, follows MOVED/ASK and re-reads the topology after a failover).
+- ``redis+sentinel://host:port[,host:port...]/<service>[/db]`` (``rediss+sentinel://``): the
+  primary that Sentinel names for ``<service>``, looked up again after a failover (redis-py's
+  ``Sentinel.master_for``). Credentials in the URL are the primary's; a ``sentinel_password``
+  query parameter, when the sentinels need one of their own.
 - ``memory://`` or ``memory://name``: the embedded in-process Redis (fakeredis with its Lua
   engine, installed by ``pip install kew[memory]``). Managers in one process that use the same
   ``memory://`` URL share one server, as processes share a real Redis.
@@ -12,12 +19,16 @@ from __future__ import annotations
 import re
 import socket
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis.asyncio import ConnectionPool, Redis
 
 from .exceptions import InvalidArgumentError
 
-__all__ = ["create_client", "is_memory_url", "mask_url"]
+__all__ = ["create_client", "is_cluster_url", "is_memory_url", "mask_url"]
+
+_CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+_SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
 
 _memory_servers: dict[str, Any] = {}
 
@@ -30,6 +41,11 @@ MAX_CONNECTIONS = 4096
 def is_memory_url(url: str) -> bool:
     """True for the embedded backend's URLs (``memory://...``)."""
     return url.startswith("memory://")
+
+
+def is_cluster_url(url: str) -> bool:
+    """True for Redis Cluster URLs (``redis+cluster://...``, ``rediss+cluster://...``)."""
+    return url.startswith(_CLUSTER_SCHEMES)
 
 
 def mask_url(url: str) -> str:
@@ -77,39 +93,126 @@ def _keepalive_options() -> dict[int, int | bytes]:
     return opts
 
 
-def create_client(url: str, socket_timeout: float | None = None) -> Redis:
+def create_client(url: str, socket_timeout: float | None = None) -> Any:
     """Return an asyncio Redis client for ``url`` (no I/O happens until first use).
 
     Args:
         url: ``redis://[user:password@]host:port/db``, ``rediss://...``, ``unix:///path``,
-            or ``memory://[name]``.
+            ``redis+cluster://host:port[,host:port...]``, ``redis+sentinel://host:port[,...]/
+            service[/db]`` (and their ``rediss+`` TLS forms), or ``memory://[name]``.
         socket_timeout: seconds a read may take (None, the default: no read timeout). A read
             timeout makes redis-py wrap every command in ``asyncio.wait_for``, which halves the
             command rate; dead connections are found by TCP keepalive and health checks instead.
 
+    Returns:
+        ``redis.asyncio.Redis``, or ``redis.asyncio.cluster.RedisCluster`` for a cluster URL.
+
     Raises:
-        InvalidArgumentError: not a str, an unsupported scheme, or ``memory://`` without the
-            ``kew[memory]`` extra installed.
+        InvalidArgumentError: not a str, an unsupported scheme, a cluster or sentinel URL
+            without a host list (or a sentinel URL without a service name), or ``memory://``
+            without the ``kew[memory]`` extra installed.
     """
     if not isinstance(url, str) or "://" not in url:
         raise InvalidArgumentError(f"redis_url must be a URL string, got {url!r}")
     if is_memory_url(url):
         return _memory_client(url)
+    if is_cluster_url(url):
+        return _cluster_client(url, socket_timeout)
+    if url.startswith(_SENTINEL_SCHEMES):
+        return _sentinel_client(url, socket_timeout)
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise InvalidArgumentError(f"unsupported redis_url scheme: {mask_url(url)!r}")
+    kwargs = _connection_options(socket_timeout, tcp=not url.startswith("unix://"))
+    kwargs["max_connections"] = MAX_CONNECTIONS
+    pool = ConnectionPool.from_url(url, **kwargs)
+    return Redis.from_pool(pool)
+
+
+def _connection_options(socket_timeout: float | None, tcp: bool = True) -> dict[str, Any]:
+    """The options every kew connection gets, whatever the topology."""
     kwargs: dict[str, Any] = {
         "decode_responses": False,
         "socket_timeout": socket_timeout,
         "socket_connect_timeout": 10.0,
         "health_check_interval": 30,
-        "max_connections": MAX_CONNECTIONS,
     }
-    if not url.startswith("unix://"):
+    if tcp:
         kwargs["socket_keepalive"] = True
         kwargs["socket_keepalive_options"] = _keepalive_options()
     kwargs.update(_no_maintenance_notifications())
-    pool = ConnectionPool.from_url(url, **kwargs)
-    return Redis.from_pool(pool)
+    return kwargs
+
+
+def _split_hosts(url: str) -> tuple[list[tuple[str, int]], Any]:
+    """Parse ``scheme://[user:password@]h1:p1,h2:p2/...`` into ((host, port) list, parts)."""
+    scheme, _, rest = url.partition("://")
+    netloc = rest.split("/", 1)[0].split("?", 1)[0]
+    creds, at, hostlist = netloc.rpartition("@")
+    nodes: list[tuple[str, int]] = []
+    for item in hostlist.split(","):
+        host, colon, port = item.strip().rpartition(":")
+        if not colon:
+            host, port = item.strip(), "6379"
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise InvalidArgumentError(
+                f"{scheme} URL needs host:port[,host:port...], got {mask_url(url)!r}"
+            )
+        nodes.append((host, int(port)))
+    # urlsplit cannot read a host list; give it the credentials and the rest with one host.
+    parts = urlsplit(f"redis://{creds}{at}h{rest[len(netloc) :]}")
+    return nodes, parts
+
+
+def _credentials(parts: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if parts.username:
+        out["username"] = unquote(parts.username)
+    if parts.password is not None:
+        out["password"] = unquote(parts.password)
+    return out
+
+
+def _cluster_client(url: str, socket_timeout: float | None) -> Any:
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    nodes, parts = _split_hosts(url)
+    if parts.path not in ("", "/", "/0"):
+        raise InvalidArgumentError(f"Redis Cluster has only database 0: {mask_url(url)!r}")
+    kwargs = _connection_options(socket_timeout)
+    kwargs.update(_credentials(parts))
+    if url.startswith("rediss+"):
+        kwargs["ssl"] = True
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+        max_connections=MAX_CONNECTIONS,
+        **kwargs,
+    )
+
+
+def _sentinel_client(url: str, socket_timeout: float | None) -> Redis:
+    from redis.asyncio import sentinel as _sentinel
+
+    Sentinel: Any = _sentinel.Sentinel  # untyped in redis-py
+
+    nodes, parts = _split_hosts(url)
+    path = [p for p in parts.path.split("/") if p]
+    if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise InvalidArgumentError(
+            f"redis+sentinel URL needs /<service name>[/db] after the hosts: {mask_url(url)!r}"
+        )
+    query = parse_qs(parts.query)
+    kwargs = _connection_options(socket_timeout)
+    kwargs.update(_credentials(parts))
+    kwargs["db"] = int(path[1]) if len(path) == 2 else 0
+    if url.startswith("rediss+"):
+        kwargs["ssl"] = True
+    sentinel_kwargs: dict[str, Any] = {"socket_connect_timeout": 10.0}
+    if "sentinel_password" in query:
+        sentinel_kwargs["password"] = query["sentinel_password"][0]
+    sentinel = Sentinel(nodes, sentinel_kwargs=sentinel_kwargs, **kwargs)
+    client: Redis = sentinel.master_for(unquote(path[0]), max_connections=MAX_CONNECTIONS)
+    return client
 
 
 def _no_maintenance_notifications() -> dict[str, Any]:

@@ -16,7 +16,10 @@ All keys start with the manager's namespace. Every key of a queue carries the qu
     kew:{orders}:staging:<id>   LIST  ids of a batch being written in chunks (all-or-nothing)
     kew:{orders}:task:<id>      HASH  one task (fields: see models.TaskInfo.from_hash)
     kew:{}:id:<id>              STRING the queue holding task <id>: keeps ids unique across the
-                                queues of a namespace; expires with the task's record
+                                queues of a namespace; expires with the task's record.
+                                On Redis Cluster it is only a short claim taken while a
+                                submit is on the wire, and the record's own id key is
+    kew:{orders}:id:<id>        STRING (cluster only) the queue's copy, in the queue's slot
 
 ``{}`` is an empty hash tag (Redis hashes the whole key); no queue can be named "" so these keys
 never collide with a queue's, and ``kew:{*`` matches every key of the namespace but ``kew:queues``.
@@ -97,6 +100,11 @@ class QueueKeys:
     def id_prefix(self) -> str:
         """Prefix of the namespace-wide task-id keys; the scripts append the task id."""
         return f"{self.namespace}:{{}}:id:"
+
+    @property
+    def queue_id_prefix(self) -> str:
+        """Prefix of the queue's own task-id keys (Redis Cluster: one slot per script)."""
+        return f"{self.base}:id:"
 
     @property
     def task_prefix(self) -> str:

@@ -8,15 +8,16 @@ plus the plain reads (HGETALL, counts), the blocking wake-up wait and the event 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import random
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis import exceptions as rexc
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 
-from .connection import is_memory_url, mask_url
-from .exceptions import KewConnectionError, TaskQueueError
+from .connection import is_cluster_url, is_memory_url, mask_url
+from .exceptions import KewConnectionError, ScriptCode, TaskQueueError
 from .keys import QueueKeys, namespace_pattern, queues_key
 from .scripts import Script, load_scripts
 
@@ -24,10 +25,11 @@ __all__ = ["ClaimResult", "ClaimedTask", "RedisStore"]
 
 Arg = str | bytes | int | float
 
-# The KEYS each script takes, in order (see the header comment of each lua/*.lua file).
-_SCRIPT_KEYS = {
-    "submit": lambda k: [f"{k.base}:", k.id_prefix],
-    "claim": lambda k: [
+# The KEYS each script takes, in order (see the header comment of each lua/*.lua file); `ids` is
+# the prefix of the task-id keys (RedisStore._id_prefix).
+_SCRIPT_KEYS: dict[str, Callable[[QueueKeys, str], list[str]]] = {
+    "submit": lambda k, ids: [f"{k.base}:", ids],
+    "claim": lambda k, ids: [
         k.ready,
         k.scheduled,
         k.leased,
@@ -36,30 +38,35 @@ _SCRIPT_KEYS = {
         k.breaker,
         k.task_prefix,
         k.rate,
-        k.id_prefix,
+        ids,
         k.events,
         k.dead,
     ],
-    "extend": lambda k: [k.leased, k.task_prefix],
-    "complete": lambda k: [
+    "extend": lambda k, ids: [k.leased, k.task_prefix],
+    "complete": lambda k, ids: [
         k.leased,
         k.breaker,
         k.task_prefix,
         k.events,
         k.wake,
         k.ready,
-        k.id_prefix,
+        ids,
     ],
-    "fail": lambda k: [k.leased, k.scheduled, k.wake, k.breaker, k.events, k.dead, k.ready],
-    "cancel": lambda k: [k.ready, k.scheduled, k.leased, k.events, k.wake],
-    "release": lambda k: [k.leased, k.ready, k.wake, k.meta, k.task_prefix, k.id_prefix, k.events],
-    "breaker_failure": lambda k: [k.breaker],
-    "breaker_reset": lambda k: [k.breaker, k.wake],
-    "pause": lambda k: [k.meta, k.wake, k.ready],
-    "requeue_dead": lambda k: [k.dead, k.ready, k.meta, k.wake, k.task_prefix, k.id_prefix],
-    "purge_dead": lambda k: [k.dead, k.task_prefix, k.id_prefix],
-    "progress": lambda k: [k.leased],
+    "fail": lambda k, ids: [k.leased, k.scheduled, k.wake, k.breaker, k.events, k.dead, k.ready],
+    "cancel": lambda k, ids: [k.ready, k.scheduled, k.leased, k.events, k.wake],
+    "release": lambda k, ids: [k.leased, k.ready, k.wake, k.meta, k.task_prefix, ids, k.events],
+    "breaker_failure": lambda k, ids: [k.breaker],
+    "breaker_reset": lambda k, ids: [k.breaker, k.wake],
+    "pause": lambda k, ids: [k.meta, k.wake, k.ready],
+    "requeue_dead": lambda k, ids: [k.dead, k.ready, k.meta, k.wake, k.task_prefix, ids],
+    "purge_dead": lambda k, ids: [k.dead, k.task_prefix, ids],
+    "progress": lambda k, ids: [k.leased],
 }
+
+# Redis Cluster: how long (ms) the namespace-wide claim on a task id outlives the submit that
+# took it; it only has to cover the submit's own round trips (see RedisStore.taken_elsewhere).
+ID_CLAIM_MS = 60_000
+DUPLICATE = int(ScriptCode.DUPLICATE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,14 +104,19 @@ class ClaimResult:
 class RedisStore:
     """Typed access to kew's data in one Redis.
 
+    On Redis Cluster (``cluster``), every script still runs in one slot, its queue's: the
+    task-id keys move into the queue (``<ns>:{<queue>}:id:<id>``), and ids are kept unique
+    across the queues of a namespace by :meth:`taken_elsewhere` before the submit script runs.
+
     Args:
-        client: an asyncio Redis client with ``decode_responses=False``.
+        client: an asyncio Redis (or RedisCluster) client with ``decode_responses=False``.
         url: the URL it was made from (masked in error messages).
     """
 
-    def __init__(self, client: Redis, url: str) -> None:
+    def __init__(self, client: Any, url: str) -> None:
         self.client = client
         self._url = mask_url(url)
+        self.cluster = is_cluster_url(url)
         self._scripts = load_scripts()
         self._key_lists: dict[tuple[str, QueueKeys], list[bytes]] = {}
         # The embedded backend keeps a cancelled BLPOP blocked on its side, where it can take a
@@ -115,9 +127,13 @@ class RedisStore:
         """The KEYS of ``script`` for queue ``qk``, built and encoded once per queue."""
         found = self._key_lists.get((script, qk))
         if found is None:
-            names = _SCRIPT_KEYS[script](qk)
+            names = _SCRIPT_KEYS[script](qk, self._id_prefix(qk))
             found = self._key_lists[(script, qk)] = [n.encode() for n in names]
         return found
+
+    def _id_prefix(self, qk: QueueKeys) -> str:
+        """Prefix of the task-id keys: namespace-wide on one Redis, the queue's on a cluster."""
+        return qk.queue_id_prefix if self.cluster else qk.id_prefix
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -131,7 +147,7 @@ class RedisStore:
             try:
                 return await execute("EVALSHA", script.sha, len(keys), *keys, *args)
             except rexc.NoScriptError:  # first use on this server, or after SCRIPT FLUSH
-                await execute("SCRIPT", "LOAD", script.source)
+                await self.client.script_load(script.source)  # every primary, on a cluster
                 return await execute("EVALSHA", script.sha, len(keys), *keys, *args)
         except (rexc.ConnectionError, rexc.TimeoutError) as exc:
             raise self._connection_error(exc) from exc
@@ -170,11 +186,62 @@ class RedisStore:
 
         Each row is (id, type, priority, due_ms or 0, func, args).
         """
+        if self.cluster:
+            return await self._submit_cluster(qk, now_ms, max_size, rows)
+        return await self._submit_each(qk, now_ms, max_size, rows)
+
+    async def _submit_each(
+        self, qk: QueueKeys, now_ms: int, max_size: int, rows: Sequence[Sequence[Arg]]
+    ) -> list[int]:
         args: list[Arg] = [now_ms, max_size, "each", 0, qk.queue, "-"]
         for row in rows:
             args.extend(row)
         codes = await self._run("submit", self._keys("submit", qk), args)
         return [int(c) for c in codes]
+
+    async def _submit_cluster(
+        self, qk: QueueKeys, now_ms: int, max_size: int, rows: Sequence[Sequence[Arg]]
+    ) -> list[int]:
+        taken = await self.taken_elsewhere(qk, [str(row[0]) for row in rows])
+        free = [row for row in rows if str(row[0]) not in taken]
+        codes = iter(await self._submit_each(qk, now_ms, max_size, free) if free else ())
+        return [DUPLICATE if str(row[0]) in taken else next(codes) for row in rows]
+
+    async def taken_elsewhere(self, qk: QueueKeys, task_ids: Sequence[str]) -> set[str]:
+        """Redis Cluster: the ids of ``task_ids`` that another queue of the namespace holds.
+
+        The submit script, which runs in the queue's slot, rejects ids the queue itself holds;
+        the other queues live in other slots, so before it runs this checks them in two
+        pipelined rounds: (1) ``SET <ns>:{}:id:<id> <queue> NX PX`` claims each id for this
+        queue for ``ID_CLAIM_MS`` (a concurrent submit of the same id to another queue finds
+        the claim and is refused), with the namespace's queue names; (2) ``EXISTS`` of the id
+        in every other queue. A claim is left to expire rather than deleted, so an id whose
+        submit failed stays refused in *other* queues for up to a minute. On one Redis the
+        submit script does all of this atomically and this method is not called.
+
+        Raises:
+            KewConnectionError: Redis unreachable.
+        """
+        if not task_ids:
+            return set()
+        queue = qk.queue.encode()
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.smembers(queues_key(qk.namespace))
+            for task_id in task_ids:
+                pipe.set(qk.id_prefix + task_id, queue, nx=True, px=ID_CLAIM_MS, get=True)
+            names, *holders = await self._call(pipe.execute())
+        taken = {t for t, h in zip(task_ids, holders, strict=True) if h not in (None, queue)}
+        others = [QueueKeys(qk.namespace, n.decode()) for n in names if n != queue]
+        check = [t for t in task_ids if t not in taken]
+        if others and check:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for task_id in check:
+                    for other in others:
+                        pipe.exists(other.queue_id_prefix + task_id)
+                found = await self._call(pipe.execute())
+            n = len(others)
+            taken.update(t for i, t in enumerate(check) if any(found[i * n : (i + 1) * n]))
+        return taken
 
     async def submit_atomic(
         self,
@@ -294,7 +361,7 @@ class RedisStore:
         """
         code, failures, outcome = await self._run(
             "fail",
-            [qk.task(task_id).encode(), *self._keys("fail", qk), qk.id_prefix + task_id],
+            [qk.task(task_id).encode(), *self._keys("fail", qk), self._id_prefix(qk) + task_id],
             [
                 task_id,
                 fence,
@@ -329,7 +396,7 @@ class RedisStore:
         """
         code, what = await self._run(
             "cancel",
-            [qk.task(task_id).encode(), *self._keys("cancel", qk), qk.id_prefix + task_id],
+            [qk.task(task_id).encode(), *self._keys("cancel", qk), self._id_prefix(qk) + task_id],
             [task_id, now_ms, retention_ms, fence],
         )
         return int(code), what.decode() if isinstance(what, bytes) else str(what)
@@ -507,12 +574,44 @@ class RedisStore:
 
     @contextlib.asynccontextmanager
     async def subscribe(self, channels: Sequence[str]) -> AsyncIterator[Any]:
-        """A pub/sub connection subscribed to ``channels`` (closed on exit)."""
-        pubsub = self.client.pubsub()
+        """A pub/sub connection subscribed to ``channels`` (closed on exit).
+
+        On Redis Cluster a PUBLISH reaches every node, so the subscription is a plain
+        connection to any node that answers (tried in random order; redis-py 5's asyncio
+        cluster client has no pub/sub of its own).
+
+        Raises:
+            KewConnectionError: no node could be reached.
+        """
+        client = await self._cluster_node_client() if self.cluster else self.client
+        pubsub = client.pubsub()
         try:
             if channels:
                 await self._call(pubsub.subscribe(*channels))
             yield pubsub
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
+            if client is not self.client:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+    async def _cluster_node_client(self) -> Redis:
+        """A one-connection client to some reachable node of the cluster."""
+        await self._call(self.client.initialize())
+        nodes = list(self.client.get_nodes())
+        random.shuffle(nodes)
+        error: Exception | None = None
+        for node in nodes:
+            kwargs = {**node.connection_kwargs, "host": node.host, "port": node.port}
+            pool = ConnectionPool(connection_class=node.connection_class, **kwargs)
+            client = Redis.from_pool(pool)
+            try:
+                await client.ping()
+            except (rexc.RedisError, OSError) as exc:
+                error = exc
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+                continue
+            return client
+        raise self._connection_error(error or RuntimeError("the cluster has no nodes"))

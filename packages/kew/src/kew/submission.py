@@ -182,6 +182,13 @@ async def submit_batch(
     """
     if len(rows) > max_size:
         raise QueueProcessorError(f"queue {keys.queue!r} is full: batch of {len(rows)} > max_size")
+    if store.cluster:  # other queues live in other slots: checked before anything is written
+        taken = await store.taken_elsewhere(keys, [r.task_id for r in rows])
+        for row in rows:
+            if row.task_id in taken:
+                err = error_for_code(ScriptCode.DUPLICATE, row.task_id)
+                assert err is not None
+                raise err
     batch_id = uuid.uuid4().hex
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]

@@ -29,6 +29,7 @@ Arg = str | bytes | int | float
 # the prefix of the task-id keys (RedisStore._id_prefix).
 _SCRIPT_KEYS: dict[str, Callable[[QueueKeys, str], list[str]]] = {
     "submit": lambda k, ids: [f"{k.base}:", ids],
+    "enqueue": lambda k, ids: [f"{k.base}:", ids],
     "claim": lambda k, ids: [
         k.ready,
         k.scheduled,
@@ -193,6 +194,9 @@ class RedisStore:
     async def _submit_each(
         self, qk: QueueKeys, now_ms: int, max_size: int, rows: Sequence[Sequence[Arg]]
     ) -> list[int]:
+        if len(rows) == 1:  # sequential submits: the lean one-task script
+            keys = self._keys("enqueue", qk)
+            return [int(await self._run("enqueue", keys, [now_ms, max_size, qk.queue, *rows[0]]))]
         args: list[Arg] = [now_ms, max_size, "each", 0, qk.queue, "-"]
         for row in rows:
             args.extend(row)

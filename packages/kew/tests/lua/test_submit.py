@@ -203,3 +203,63 @@ async def test_batches_are_independent(env: Env) -> None:
     assert await env.commit("b2") == (OK, 0)
     assert await env.ready() == ["z"]
     assert await env.client.lrange(env.qk.staging("b1"), 0, -1) == [b"a"]
+
+
+# -- one task (enqueue-2.lua) and many (submit.lua 'each') agree -----------------------------------
+
+
+async def _state(env: Env, ns: str) -> list[tuple[str, object]]:
+    """Every key of namespace ``ns`` with its contents, the namespace renamed to ``NS``."""
+    out: list[tuple[str, object]] = []
+    async for raw in env.client.scan_iter(match=f"{ns}:*"):
+        key = raw.decode()
+        kind = (await env.client.type(key)).decode()
+        if kind == "hash":
+            value: object = sorted((await env.client.hgetall(key)).items())
+        elif kind == "zset":
+            value = await env.client.zrange(key, 0, -1, withscores=True)
+        elif kind == "list":
+            value = await env.client.lrange(key, 0, -1)
+        else:
+            value = await env.client.get(key)
+        ttl = await env.client.pttl(key)
+        out.append((key.replace(ns, "NS", 1), (kind, value, ttl > 0)))
+    return sorted(out, key=lambda item: item[0])
+
+
+async def _one_by_one(env: Env, rows: list[tuple[str, str, int, int, bytes, bytes]]) -> list[int]:
+    """Each row alone (the enqueue script), as sequential submit_task calls send them."""
+    codes: list[int] = []
+    for r in rows:
+        codes += await env.store.submit(env.qk, NOW, 3, [r])
+    return codes
+
+
+async def _each_script(env: Env, rows: list[tuple[str, str, int, int, bytes, bytes]]) -> list[int]:
+    """Each row through the many-task script, one call per row."""
+    keys = env.store._keys("submit", env.qk)
+    codes: list[int] = []
+    for r in rows:
+        codes += await env.store._run("submit", keys, [NOW, 3, "each", 0, env.qk.queue, "-", *r])
+    return codes
+
+
+async def test_the_one_task_script_leaves_the_same_state_as_the_many_task_script(
+    env: Env,
+) -> None:
+    rows = [
+        row("ready", priority=1, task_type="email", func=b"rm:f", args=b"pX"),
+        row("later", due=NOW + 5_000),
+        row("ready"),  # duplicate
+        row("third", priority=3),
+        row("fourth"),  # queue full (max_size 3)
+    ]
+    codes_one = await _one_by_one(env, rows)
+    state_one = await _state(env, env.ns)
+    await env.store.delete_namespace(env.ns)
+    codes_many = await _each_script(env, rows)
+    state_many = await _state(env, env.ns)
+    assert codes_one == codes_many == [OK, OK, DUPLICATE, OK, QUEUE_FULL]
+    assert state_one == state_many
+    assert any(key.endswith(":task:later") for key, _ in state_one)
+    assert not any(key.endswith((":task:fourth", ":id:fourth")) for key, _ in state_one)

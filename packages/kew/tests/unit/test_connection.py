@@ -8,11 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
-
 from kew.connection import create_client, is_cluster_url, mask_url
 from kew.exceptions import InvalidArgumentError
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 
 def _startup(client: Any) -> list[tuple[str, int]]:

@@ -23,6 +23,7 @@
 -- slices of up to 4000 per call); sequence numbers are reserved once per call.
 --!include includes/codes.lua
 --!include includes/ready_score.lua
+--!include includes/task_hash.lua
 
 local base, idprefix = KEYS[1], KEYS[2]
 local ready, scheduled, wake, meta = base .. 'ready', base .. 'scheduled', base .. 'wake', base .. 'meta'
@@ -70,14 +71,13 @@ local function write_task(i, publish)
   local id, priority, due = ARGV[o], ARGV[o + 2], tonumber(ARGV[o + 3])
   local key = prefix .. id
   redis.call('SET', idprefix .. id, queue)
+  local task_type, func, args = ARGV[o + 1], ARGV[o + 4], ARGV[o + 5]
   if publish and due <= now then
     local seq = next_seq()
-    redis.call('HSET', key, 'id', id, 'queue', queue, 'type', ARGV[o + 1], 'priority', priority,
-      'status', 'queued', 'queued', now, 'func', ARGV[o + 4], 'args', ARGV[o + 5], 'seq', seq)
+    write_task_hash(key, id, queue, task_type, priority, now, func, args, 'seq', seq)
     zadd_later(ready, ready_score(priority, seq), id)
   else
-    redis.call('HSET', key, 'id', id, 'queue', queue, 'type', ARGV[o + 1], 'priority', priority,
-      'status', 'queued', 'queued', now, 'func', ARGV[o + 4], 'args', ARGV[o + 5], 'due', due)
+    write_task_hash(key, id, queue, task_type, priority, now, func, args, 'due', due)
     if publish then
       zadd_later(scheduled, due, id)
     end

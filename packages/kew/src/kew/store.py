@@ -20,10 +20,9 @@ from .connection import is_cluster_url, is_memory_url, mask_url
 from .exceptions import KewConnectionError, ScriptCode, TaskQueueError
 from .keys import QueueKeys, namespace_pattern, queues_key
 from .scripts import Script, load_scripts
+from .wire import Arg, FastEval
 
 __all__ = ["ClaimResult", "ClaimedTask", "RedisStore"]
-
-Arg = str | bytes | int | float
 
 # The KEYS each script takes, in order (see the header comment of each lua/*.lua file); `ids` is
 # the prefix of the task-id keys (RedisStore._id_prefix).
@@ -118,6 +117,7 @@ class RedisStore:
         self.client = client
         self._url = mask_url(url)
         self.cluster = is_cluster_url(url)
+        self._fast = FastEval.for_client(client)
         self._scripts = load_scripts()
         self._key_lists: dict[tuple[str, QueueKeys], list[bytes]] = {}
         # The embedded backend keeps a cancelled BLPOP blocked on its side, where it can take a
@@ -143,17 +143,21 @@ class RedisStore:
 
     async def _run(self, name: str, keys: Sequence[str | bytes], args: Sequence[Arg]) -> Any:
         script: Script = self._scripts[name]
-        execute: Any = self.client.execute_command
         try:
             try:
-                return await execute("EVALSHA", script.sha, len(keys), *keys, *args)
+                return await self._evalsha(script.sha, keys, args)
             except rexc.NoScriptError:  # first use on this server, or after SCRIPT FLUSH
                 await self.client.script_load(script.source)  # every primary, on a cluster
-                return await execute("EVALSHA", script.sha, len(keys), *keys, *args)
+                return await self._evalsha(script.sha, keys, args)
         except (rexc.ConnectionError, rexc.TimeoutError) as exc:
             raise self._connection_error(exc) from exc
         except rexc.RedisError as exc:  # NOPERM, OOM, a script error...
             raise TaskQueueError(f"Redis refused script {name!r}: {exc}") from exc
+
+    async def _evalsha(self, sha: str, keys: Sequence[str | bytes], args: Sequence[Arg]) -> Any:
+        if self._fast is not None:
+            return await self._fast.evalsha(sha, keys, args)
+        return await self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
 
     async def ping(self) -> str:
         """Check the connection; return the server's version string.

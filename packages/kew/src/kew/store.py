@@ -101,6 +101,29 @@ class ClaimResult:
     lost: bool = False
 
 
+def _claim_result(reply: Any) -> ClaimResult:
+    """Parse the claim script's reply (see lua/claim-11.lua)."""
+    next_due = int(reply[0])
+    tasks = [
+        ClaimedTask(
+            task_id=reply[i].decode(),
+            fence=str(reply[i + 1]).encode(),
+            task_type=reply[i + 2].decode(),
+            priority=int(reply[i + 3]),
+            func=reply[i + 4],
+            args=reply[i + 5] or b"",
+            retries=int(reply[i + 6]),
+            queued_ms=int(reply[i + 7]),
+            attempts=int(reply[i + 8]),
+        )
+        for i in range(2, len(reply), 9)
+    ]
+    flags = int(reply[1])
+    return ClaimResult(
+        tasks, next_due if next_due >= 0 else None, bool(flags & 1), lost=bool(flags & 2)
+    )
+
+
 class RedisStore:
     """Typed access to kew's data in one Redis.
 
@@ -299,30 +322,82 @@ class RedisStore:
         whose lease expired more than ``max_reclaims`` times (0 = no limit) becomes a dead
         letter kept ``dead_ms`` ms instead of running again.
         """
-        reply = await self._run(
-            "claim",
-            self._keys("claim", qk),
-            [now_ms, n, lease_ms, owner, reset_ms, limit, *limits, max_reclaims, dead_ms],
-        )
-        next_due = int(reply[0])
-        tasks = [
-            ClaimedTask(
-                task_id=reply[i].decode(),
-                fence=str(reply[i + 1]).encode(),
-                task_type=reply[i + 2].decode(),
-                priority=int(reply[i + 3]),
-                func=reply[i + 4],
-                args=reply[i + 5] or b"",
-                retries=int(reply[i + 6]),
-                queued_ms=int(reply[i + 7]),
-                attempts=int(reply[i + 8]),
-            )
-            for i in range(2, len(reply), 9)
+        args: list[Arg] = [
+            now_ms,
+            n,
+            lease_ms,
+            owner,
+            reset_ms,
+            limit,
+            *limits,
+            max_reclaims,
+            dead_ms,
         ]
-        flags = int(reply[1])
-        return ClaimResult(
-            tasks, next_due if next_due >= 0 else None, bool(flags & 1), lost=bool(flags & 2)
+        return _claim_result(await self._run("claim", self._keys("claim", qk), args))
+
+    @property
+    def claims_on_wake(self) -> bool:
+        """True when :meth:`wake_then_claim` is available (the plain client on real Redis)."""
+        return self._fast is not None
+
+    async def wake_then_claim(
+        self,
+        qk: QueueKeys,
+        timeout: float,
+        on_blocked: Callable[[int], None],
+        now_ms: int,
+        n: int,
+        lease_ms: int,
+        owner: str,
+        reset_ms: int,
+        limit: int,
+        limits: tuple[int, int, int, int] = (0, 0, 0, 0),
+        max_reclaims: int = 0,
+        dead_ms: int = 86_400_000,
+    ) -> tuple[bool, ClaimResult]:
+        """Block until a wake-up token or ``timeout`` seconds, then claim, in one round trip.
+
+        The claim runs on the server the moment the wait ends (pipelined behind the BLPOP), so
+        an idle worker's pickup costs the submit's round trip and no other. Its arguments are
+        those of :meth:`claim`, ``now_ms`` included: the time the wait *began*, so leases it
+        grants are short by the time spent blocked, and tasks that fell due meanwhile wait for
+        the next claim. The caller bounds ``timeout`` accordingly. ``on_blocked`` receives the
+        blocked connection's client id (for :meth:`unblock`).
+
+        Returns:
+            (True when a token ended the wait, the claim's result).
+
+        Raises:
+            KewConnectionError: Redis unreachable. TaskQueueError: Redis refused the script.
+        """
+        assert self._fast is not None, "check claims_on_wake first"
+        script = self._scripts["claim"]
+        keys = self._keys("claim", qk)
+        args: list[Arg] = [
+            now_ms,
+            n,
+            lease_ms,
+            owner,
+            reset_ms,
+            limit,
+            *limits,
+            max_reclaims,
+            dead_ms,
+        ]
+        popped, reply = await self._call(
+            self._fast.blpop_then_evalsha(
+                qk.wake.encode(), timeout, script.sha, keys, args, on_blocked
+            )
         )
+        if isinstance(reply, rexc.NoScriptError):
+            reply = await self._run("claim", keys, args)  # loads it; the token is consumed
+        elif isinstance(reply, rexc.ResponseError):
+            raise TaskQueueError(f"Redis refused script 'claim': {reply}")
+        return popped is not None, _claim_result(reply)
+
+    async def unblock(self, client_id: int) -> None:
+        """End another connection's blocking wait now, as if it had timed out."""
+        await self._call(self.client.client_unblock(client_id))
 
     async def extend(
         self, qk: QueueKeys, expiry_ms: int, owned: Sequence[tuple[str, bytes]]

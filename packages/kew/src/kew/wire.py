@@ -17,13 +17,13 @@ retry policy still applies.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis import exceptions as rexc
 from redis.asyncio import ConnectionPool, Redis
 
-__all__ = ["Arg", "FastEval", "encode_arg", "pack_evalsha"]
+__all__ = ["Arg", "FastEval", "encode_arg", "pack", "pack_evalsha"]
 
 Arg = str | bytes | int | float
 
@@ -51,20 +51,22 @@ def _bulk(data: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
+def pack(*command: Arg) -> bytes:
+    """The RESP request of one command (pure).
+
+    Raises:
+        TypeError: an argument of a type Redis does not take.
+    """
+    return b"*%d\r\n" % len(command) + b"".join(_bulk(encode_arg(a)) for a in command)
+
+
 def pack_evalsha(sha: str, keys: Sequence[str | bytes], args: Sequence[Arg]) -> bytes:
     """The RESP request ``EVALSHA sha numkeys *keys *args`` (pure).
 
     Raises:
         TypeError: an argument of a type Redis does not take.
     """
-    parts = [
-        b"*%d\r\n$7\r\nEVALSHA\r\n" % (3 + len(keys) + len(args)),
-        _bulk(sha.encode()),
-        _bulk(b"%d" % len(keys)),
-    ]
-    parts.extend(_bulk(encode_arg(k)) for k in keys)
-    parts.extend(_bulk(encode_arg(a)) for a in args)
-    return b"".join(parts)
+    return pack("EVALSHA", sha, len(keys), *keys, *args)
 
 
 class FastEval:
@@ -118,3 +120,53 @@ class FastEval:
         if clean:
             return reply
         return await self._execute("EVALSHA", sha, len(keys), *keys, *args)
+
+    async def blpop_then_evalsha(
+        self,
+        key: bytes,
+        timeout: float,
+        sha: str,
+        keys: Sequence[str | bytes],
+        args: Sequence[Arg],
+        on_blocked: Callable[[int], None],
+    ) -> tuple[Any, Any]:
+        """Block on ``key`` (BLPOP) and run a script the moment the wait ends, in one round trip.
+
+        The three commands ``CLIENT ID``, ``BLPOP key timeout`` and ``EVALSHA ...`` go out
+        together on one connection; Redis runs the script as soon as the BLPOP returns (a token
+        arrived or the timeout passed), without waiting for the client to ask. ``on_blocked``
+        gets the connection's client id while it blocks, so ``CLIENT UNBLOCK`` can end the wait
+        early (shutdown).
+
+        Returns:
+            (what BLPOP returned, None on timeout; the script's reply, or the ResponseError
+            instance it answered with, e.g. NoScriptError).
+
+        Raises:
+            redis.exceptions.ConnectionError / TimeoutError: the connection failed (dropped).
+            asyncio.CancelledError: cancelled while blocked (the connection is dropped, so
+                Redis discards the pending script).
+        """
+        packed = (
+            pack("CLIENT", "ID")
+            + pack("BLPOP", key, max(0.001, round(timeout, 3)))
+            + pack_evalsha(sha, keys, args)
+        )
+        pool = self._pool
+        conn = await pool.get_connection()
+        clean = False
+        try:
+            await conn.send_packed_command(packed)
+            on_blocked(int(await conn.read_response()))
+            popped = await conn.read_response()
+            try:
+                reply: Any = await conn.read_response()
+            except rexc.ResponseError as exc:
+                reply = exc
+            clean = True
+        finally:
+            if not clean:
+                with contextlib.suppress(Exception):
+                    await conn.disconnect()
+            await pool.release(conn)
+        return popped, reply

@@ -2,7 +2,8 @@
 
 Loop: free slots -> one ``claim`` call for up to that many tasks -> each runs as an asyncio task
 in the host loop. With nothing to claim the worker blocks on the queue's wake-up list until a
-submit (from any process) pushes a token, or until the next scheduled task / lease expiry is due.
+submit (from any process) pushes a token, or until the next scheduled task / lease expiry is due;
+on real Redis the next claim is pipelined behind that wait, so Redis claims the moment it ends.
 One renewal task extends the leases of every running task in one call per interval; a run whose
 lease was taken over is cancelled. Results are acknowledged in batches: completions that happen in
 the same event-loop tick share one ``complete`` call. On shutdown, running tasks are given up to
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import math
@@ -34,7 +36,7 @@ from .keys import QueueKeys
 from .models import QueueConfig, TaskInfo, TaskStatus
 from .scheduling import MAX_DUE, backoff_delay, should_retry, to_ms, wait_seconds
 from .settings import DEFAULT_CLAIM_LIMIT, ManagerSettings
-from .store import ClaimedTask, RedisStore
+from .store import ClaimedTask, ClaimResult, RedisStore
 
 __all__ = ["QueueWorker"]
 
@@ -103,6 +105,8 @@ class QueueWorker:
         self._renew_task: asyncio.Task[None] | None = None
         self._idle_waiters: list[asyncio.Future[Any]] = []
         self._wake_wait: asyncio.Future[bool] | None = None
+        self._blocked_client: int | None = None  # connection blocked in _wait_then_claim
+        self._backoff = 0.05  # seconds before the next claim after a connection error
         self._has_runs = asyncio.Event()
         self._limits = config.claim_limits()
         self.retention = config.retention if config.retention is not None else settings.retention
@@ -154,6 +158,12 @@ class QueueWorker:
             w.cancel()
         if self._wake_wait is not None:
             self._wake_wait.cancel()
+        if self._blocked_client is not None:
+            # end the wait as a timeout: the claim behind it still answers, and what it
+            # claimed starts and is handed back below (cancelling could strand its tasks)
+            with contextlib.suppress(TaskQueueError, TimeoutError):
+                async with asyncio.timeout(RELEASE_TIMEOUT):
+                    await self.store.unblock(self._blocked_client)
         self._slot_freed.set()
         if self._loop_task is not None:
             # a claim in flight finishes (its tasks start and are handed back below); a Redis
@@ -209,56 +219,143 @@ class QueueWorker:
 
     # -- claiming -----------------------------------------------------------------------------
 
+    def _free_slots(self) -> int:
+        return self.config.max_workers - len(self._runs) - len(self._abandoned)
+
+    def _claim_args(self, free: int) -> dict[str, Any]:
+        """The arguments of a claim of up to ``free`` tasks, at the clock's time now."""
+        return {
+            "now_ms": to_ms(self.clock.now()),
+            "n": free,
+            "lease_ms": to_ms(self.settings.lease_timeout),
+            "owner": self.owner,
+            "reset_ms": to_ms(self.config.circuit_breaker_reset_timeout),
+            "limit": DEFAULT_CLAIM_LIMIT,
+            "limits": self._limits,
+            "max_reclaims": self.settings.max_reclaims,
+            "dead_ms": to_ms(self.settings.dead_letter_ttl),
+        }
+
     async def _claim_loop(self) -> None:
-        backoff = 0.05
+        self._backoff = 0.05
+        woken: tuple[ClaimResult, int] | None = None  # a claim made as an idle wait ended
         while not self._stopping:
-            free = self.config.max_workers - len(self._runs) - len(self._abandoned)
+            free = self._free_slots()
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 await asyncio.sleep(0)  # let completions of the same tick free their slots too
                 continue
-            now_ms = to_ms(self.clock.now())
-            try:
-                result = await self.store.claim(
-                    self.keys,
-                    now_ms,
-                    free,
-                    to_ms(self.settings.lease_timeout),
-                    self.owner,
-                    to_ms(self.config.circuit_breaker_reset_timeout),
-                    DEFAULT_CLAIM_LIMIT,
-                    self._limits,
-                    self.settings.max_reclaims,
-                    to_ms(self.settings.dead_letter_ttl),
-                )
-            except KewConnectionError as exc:
-                logger.warning(
-                    "kew: claim on %s failed (%s); retrying in %.2fs",
-                    self.config.name,
-                    exc,
-                    backoff,
-                )
-                await real_sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            except TaskQueueError:
-                logger.exception("kew: claim on %s failed", self.config.name)
-                await real_sleep(1.0)
-                continue
-            backoff = 0.05
+            if woken is not None:
+                (result, asked), woken = woken, None
+            else:
+                asked = free
+                claimed = await self._guarded(self.store.claim(self.keys, **self._claim_args(free)))
+                if claimed is None:
+                    continue
+                result = claimed
             self.held_back = result.blocked
             if result.lost:
                 await self._on_lost()
-            for claimed in result.tasks:
-                self._start_run(claimed)
-            if self._stopping or len(result.tasks) == free:
+            for task in result.tasks:
+                self._start_run(task)
+            if self._stopping or len(result.tasks) == asked:
                 continue
             # fewer than asked: the ready set was empty (or held back); a submit since then
             # has left a wake-up token, so waiting now misses nothing
-            await self._idle(result.next_due_ms)
+            woken = await self._idle(result.next_due_ms, self._free_slots())
 
-    async def _idle(self, next_due_ms: int | None) -> None:
+    async def _guarded(self, call: Awaitable[ClaimResult]) -> ClaimResult | None:
+        """Await a claim; on failure log, back off, and return None (the loop tries again)."""
+        try:
+            result = await call
+        except KewConnectionError as exc:
+            logger.warning(
+                "kew: claim on %s failed (%s); retrying in %.2fs",
+                self.config.name,
+                exc,
+                self._backoff,
+            )
+            await real_sleep(self._backoff)
+            self._backoff = min(self._backoff * 2, 5.0)
+            return None
+        except TaskQueueError:
+            logger.exception("kew: claim on %s failed", self.config.name)
+            await real_sleep(1.0)
+            return None
+        self._backoff = 0.05
+        return result
+
+    async def _idle(self, next_due_ms: int | None, free: int) -> tuple[ClaimResult, int] | None:
+        """Wait until a submit pushes a wake-up token or the next due time comes.
+
+        On real Redis with the real clock the wait and the next claim are one round trip
+        (:meth:`_wait_then_claim`) and the claim's result is returned with how many tasks it
+        asked for; otherwise the loop claims after this returns None.
+        """
+        if self.store.claims_on_wake and not self.clock.is_virtual:
+            return await self._wait_then_claim(next_due_ms, free)
+        await self._wait_for_wake(next_due_ms)
+        return None
+
+    async def _wait_then_claim(
+        self, next_due_ms: int | None, free: int
+    ) -> tuple[ClaimResult, int] | None:
+        """BLPOP with the claim pipelined behind it: Redis claims the moment the wait ends.
+
+        The claim carries the time the wait began, so the wait is capped at a quarter of the
+        lease (the leases it grants stay at least 3/4 long, and renewal runs every third) and
+        leases are renewed at once if the wait overran. Something due within 2 ms is claimed
+        without waiting. A local timer pushes a token at the next due time, because Redis checks
+        blocking timeouts only about every 100 ms; the claim that ends that wait is too early
+        to promote the due task, so the loop's next claim does.
+        """
+        now_ms = to_ms(self.clock.now())
+        seconds = min(
+            wait_seconds(now_ms, next_due_ms, self.settings.idle_wait),
+            self.settings.lease_timeout / 4,
+        )
+        if next_due_ms is not None and next_due_ms - now_ms <= 2:
+            return None
+        timer: asyncio.TimerHandle | None = None
+        if seconds < self.settings.idle_wait:
+            timer = asyncio.get_running_loop().call_later(seconds, self._push_wake)
+        args = self._claim_args(free)
+        started = self.clock.now()
+        try:
+            outcome = await self._guarded(self._wake_then_claim(seconds, args))
+        finally:
+            self._blocked_client = None
+            if timer is not None:
+                timer.cancel()
+        if outcome is None:
+            return None
+        if outcome.tasks and self.clock.now() - started > self.settings.lease_timeout / 4:
+            outcome = await self._renew_claimed(outcome)
+        return outcome, free
+
+    async def _wake_then_claim(self, seconds: float, args: dict[str, Any]) -> ClaimResult:
+        def blocked(client_id: int) -> None:
+            self._blocked_client = client_id
+
+        _, result = await self.store.wake_then_claim(self.keys, seconds, blocked, **args)
+        return result
+
+    async def _renew_claimed(self, result: ClaimResult) -> ClaimResult:
+        """Give tasks claimed after an overlong wait full leases; drop any already taken over."""
+        owned = [(t.task_id, t.fence) for t in result.tasks]
+        expiry = to_ms(self.clock.now() + self.settings.lease_timeout)
+        try:
+            lost, _ = await self.store.extend(self.keys, expiry, owned)
+        except TaskQueueError as exc:
+            logger.warning("kew: lease renewal on %s failed: %s", self.config.name, exc)
+            return result
+        if not lost:
+            return result
+        kept = [t for t in result.tasks if t.task_id not in set(lost)]
+        return dataclasses.replace(result, tasks=kept)
+
+    async def _wait_for_wake(self, next_due_ms: int | None) -> None:
         """Block until a submit pushes a wake-up token or the next due time comes.
 
         Real clock: one BLPOP whose timeout is the time to the next due task (capped by

@@ -54,7 +54,7 @@ def mask_url(url: str) -> str:
     The credentials end at the last ``@`` before the host, so passwords containing ``@`` or
     ``:`` are masked whole; a ``password=`` query parameter is masked too.
     """
-    url = re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
+    url = re.sub(r"(?i)([?&](?:sentinel_)?password=)[^&]*", r"\1***", url)
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url

@@ -93,3 +93,9 @@ def test_cluster_and_sentinel_passwords_are_masked_in_messages() -> None:
 def test_a_plain_url_is_not_a_cluster_url() -> None:
     assert not is_cluster_url("redis://a:1")
     assert not is_cluster_url("memory://")
+
+
+def test_a_sentinel_password_in_the_query_is_masked() -> None:
+    masked = mask_url("redis+sentinel://s1:26379/svc?sentinel_password=topsecret")
+    assert "topsecret" not in masked
+    assert masked.endswith("sentinel_password=***")

@@ -12,6 +12,12 @@ import pytest
 from kew_testkit import RedisServer
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: starts a Redis Cluster or Sentinel, or waits for a failover (seconds)"
+    )
+
+
 class Processes:
     """Finds redis-server processes by the ``127.0.0.1:<port>`` in their process title."""
 
@@ -47,6 +53,10 @@ class Processes:
                 return True
             time.sleep(0.05)
         return False
+
+    def all_gone(self, ports: list[int], timeout: float = 15.0) -> list[int]:
+        """The ports still served by a redis-server after a bounded wait (empty: all gone)."""
+        return [port for port in ports if not self.wait_gone(port, timeout)]
 
     @staticmethod
     def wait_for_file(path: Path, timeout: float = 30.0) -> str:

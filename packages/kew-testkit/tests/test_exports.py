@@ -10,11 +10,13 @@ MODULES = [
     "assertions",
     "backends",
     "clock",
+    "cluster",
     "config",
     "eager",
     "managers",
     "namespace",
     "redis_server",
+    "sentinel",
     "waiting",
 ]
 

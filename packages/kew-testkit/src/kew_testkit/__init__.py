@@ -5,6 +5,9 @@ deferrals and retry backoffs instant and exact (:class:`FakeClock`), bounded wai
 (:func:`wait_for_status`, :func:`drain`), an eager manager (:func:`eager_manager`), readable
 assertions, and a pytest plugin (registered on install) with the ``kew_redis_url``,
 ``kew_manager``, ``kew_manager_factory``, ``kew_eager_manager`` and ``fake_clock`` fixtures.
+For Redis Cluster and Sentinel tests: :class:`RedisClusterServer`, :class:`RedisSentinelServer`
+(local processes that can be crashed to test failover), the ``cluster`` and ``sentinel``
+backends and the ``kew_redis_cluster`` and ``kew_redis_sentinel`` fixtures.
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ from .backends import (
     redis_server,
 )
 from .clock import FakeClock, Load, Probe
+from .cluster import RedisClusterServer, find_redis_cli, key_slot
 from .config import BackendName, TestkitConfig, resolve_config
 from .eager import EagerManager, eager_manager, run_to_completion
 from .managers import LeakedTasksError, ManagerFactory, running_task_ids
 from .namespace import delete_namespace, namespace_keys, unique_namespace
 from .redis_server import RedisServer, RedisServerError, find_free_port, redis_server_version
+from .sentinel import RedisSentinelServer
 from .waiting import (
     UnexpectedStatusError,
     drain,
@@ -53,6 +58,8 @@ __all__ = [
     "Load",
     "ManagerFactory",
     "Probe",
+    "RedisClusterServer",
+    "RedisSentinelServer",
     "RedisServer",
     "RedisServerError",
     "TestkitConfig",
@@ -69,6 +76,8 @@ __all__ = [
     "drain",
     "eager_manager",
     "find_free_port",
+    "find_redis_cli",
+    "key_slot",
     "manager_load",
     "mask_url",
     "namespace_keys",

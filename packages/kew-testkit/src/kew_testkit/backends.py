@@ -9,8 +9,17 @@ Discovery order for ``backend="auto"`` (design.md §8):
    (``pip install 'kew-testkit[docker]'``) and a Docker daemon answers;
 4. ``memory``: kew's embedded in-process Redis (``memory://``, fakeredis running kew's Lua).
 
-Forcing ``redis`` or ``docker`` never falls back: it fails with :class:`BackendUnavailableError`
-saying what is missing.
+Two more backends are only used when asked for (``auto`` never picks them):
+
+- ``cluster``: a Redis Cluster of local ``redis-server`` processes, 3 masters plus
+  ``cluster_replicas`` replicas each (:class:`~kew_testkit.RedisClusterServer`), at
+  ``redis+cluster://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3``;
+- ``sentinel``: a primary, a replica and three Sentinels
+  (:class:`~kew_testkit.RedisSentinelServer`), at
+  ``redis+sentinel://127.0.0.1:s1,127.0.0.1:s2,127.0.0.1:s3/kewprimary``.
+
+Forcing ``redis``, ``docker``, ``cluster`` or ``sentinel`` never falls back: it fails with
+:class:`BackendUnavailableError` saying what is missing.
 """
 
 from __future__ import annotations
@@ -19,14 +28,17 @@ import contextlib
 import dataclasses
 import importlib
 import importlib.metadata
+import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+from .cluster import RedisClusterServer, find_redis_cli
 from .config import BackendName, TestkitConfig, resolve_config
 from .redis_server import RedisServer, redis_server_version
+from .sentinel import RedisSentinelServer
 
 __all__ = [
     "Backend",
@@ -38,7 +50,8 @@ __all__ = [
     "redis_server",
 ]
 
-ResolvedBackend = Literal["url", "redis", "docker", "memory"]
+ResolvedBackend = Literal["url", "redis", "docker", "memory", "cluster", "sentinel"]
+_CLUSTER_MASTERS = 3
 _DOCKER_HINT = "install it with: pip install 'kew-testkit[docker]'"
 
 
@@ -51,28 +64,53 @@ class Backend:
     """The Redis a test run uses.
 
     Attributes:
-        name: ``"url"``, ``"redis"``, ``"docker"`` or ``"memory"``.
-        url: what to pass to ``TaskQueueManager(redis_url=...)`` (``memory://`` for memory).
+        name: ``"url"``, ``"redis"``, ``"docker"``, ``"memory"``, ``"cluster"`` or
+            ``"sentinel"``.
+        url: what to pass to ``TaskQueueManager(redis_url=...)`` (``memory://`` for memory,
+            ``redis+cluster://...`` for cluster, ``redis+sentinel://.../kewprimary`` for
+            sentinel).
         version: the Redis version (``"7.0.15"``); for memory, the fakeredis version; None when
             unknown.
         owned: True when the testkit started this server and stops it afterwards.
+        topology: for cluster and sentinel, what was started (``"3 masters + 3 replicas"``,
+            ``"1 primary + 1 replica, 3 sentinels"``); else None.
+        server: the object running the processes the testkit started (a
+            :class:`~kew_testkit.RedisServer`, :class:`~kew_testkit.RedisClusterServer` or
+            :class:`~kew_testkit.RedisSentinelServer`), e.g. to kill a node; else None.
     """
 
     name: ResolvedBackend
     url: str
     version: str | None
     owned: bool
+    topology: str | None = None
+    server: RedisServer | RedisClusterServer | RedisSentinelServer | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def describe(self) -> str:
-        """One line for reports, e.g. ``redis-server 7.0.15 at redis://127.0.0.1:40123/0``."""
+        """One line for reports, e.g. ``redis-server 7.0.15 at redis://127.0.0.1:40123/0`` or
+        ``Redis Cluster 7.0.15, 3 masters + 3 replicas at redis+cluster://...``.
+        """
         if self.name == "memory":
             return f"memory:// (embedded fakeredis {self.version or '?'})"
-        label = {"url": "Redis", "redis": "redis-server", "docker": "docker Redis"}[self.name]
-        return f"{label} {self.version or '(version unknown)'} at {mask_url(self.url)}"
+        label = {
+            "url": "Redis",
+            "redis": "redis-server",
+            "docker": "docker Redis",
+            "cluster": "Redis Cluster",
+            "sentinel": "Redis Sentinel",
+        }[self.name]
+        version = self.version or "(version unknown)"
+        topology = f", {self.topology}" if self.topology else ""
+        return f"{label} {version}{topology} at {mask_url(self.url)}"
 
 
 def mask_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***`` (for messages and reports)."""
+    """Return ``url`` with any password replaced by ``***`` (for messages and reports); a
+    ``password=`` or ``sentinel_password=`` query parameter is masked too.
+    """
+    url = re.sub(r"(?i)([?&](?:sentinel_)?password=)[^&#]*", r"\1***", url)
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -106,15 +144,28 @@ def choose_backend(config: TestkitConfig) -> ResolvedBackend:
         config: the resolved settings.
 
     Returns:
-        ``"url"``, ``"redis"``, ``"docker"`` or ``"memory"``.
+        ``"url"``, ``"redis"``, ``"docker"``, ``"memory"``, ``"cluster"`` or ``"sentinel"``.
 
     Raises:
-        BackendUnavailableError: when ``redis`` or ``docker`` is forced and cannot run here.
+        BackendUnavailableError: when ``redis``, ``docker``, ``cluster`` or ``sentinel`` is
+            forced and cannot run here (``cluster`` also needs ``redis-cli``).
     """
     forced: BackendName = config.backend
     if forced == "url" or (forced == "auto" and config.redis_url):
         return "url"
     has_binary = shutil.which(config.redis_server) is not None
+    if forced in ("cluster", "sentinel"):
+        if not has_binary:
+            raise BackendUnavailableError(
+                f"--kew-backend={forced}: no {config.redis_server!r} binary on PATH; install "
+                "Redis (e.g. apt-get install redis-server) or set KEW_REDIS_SERVER to its path"
+            )
+        if forced == "cluster" and find_redis_cli(config.redis_server) is None:
+            raise BackendUnavailableError(
+                "--kew-backend=cluster: no 'redis-cli' binary next to redis-server or on PATH "
+                "(redis-cli --cluster create joins the nodes); install Redis' tools"
+            )
+        return forced
     if forced == "redis" and not has_binary:
         raise BackendUnavailableError(
             f"--kew-backend=redis: no {config.redis_server!r} binary on PATH; install Redis "
@@ -153,7 +204,20 @@ def describe_choice(config: TestkitConfig) -> str:
         return f"backend=redis (redis-server {version}, started on first use)"
     if name == "docker":
         return f"backend=docker ({config.redis_image}, started on first use)"
+    if name in ("cluster", "sentinel"):
+        version = redis_server_version(config.redis_server) or "version unknown"
+        label = "Redis Cluster" if name == "cluster" else "Redis Sentinel"
+        return (
+            f"backend={name} ({label} {version}, {_topology(config, name)}, started on first use)"
+        )
     return f"backend=memory (embedded fakeredis {_fakeredis_version()})"
+
+
+def _topology(config: TestkitConfig, name: ResolvedBackend) -> str:
+    if name == "sentinel":
+        return "1 primary + 1 replica, 3 sentinels"
+    replicas = _CLUSTER_MASTERS * config.cluster_replicas
+    return f"{_CLUSTER_MASTERS} masters + {replicas} replica{'' if replicas == 1 else 's'}"
 
 
 def _fakeredis_version() -> str | None:
@@ -163,17 +227,40 @@ def _fakeredis_version() -> str | None:
         return None
 
 
+def _probe_urls(url: str) -> list[str]:
+    """Plain ``redis://`` URLs to ask for the version: the URL itself, or for a
+    ``redis+cluster://`` / ``redis+sentinel://`` URL each of its hosts (a Sentinel with the
+    ``sentinel_password`` query parameter, if any, as kew does).
+    """
+    scheme, _, rest = url.partition("://")
+    base, plus, kind = scheme.partition("+")
+    if not plus:
+        return [url]
+    netloc = rest.split("/", 1)[0].split("?", 1)[0]
+    creds, at, hosts = netloc.rpartition("@")
+    if kind == "sentinel":
+        password = parse_qs(urlsplit(url).query).get("sentinel_password", [None])[0]
+        creds, at = (f":{password}", "@") if password else ("", "")
+    return [f"{base}://{creds}{at}{host.strip()}/0" for host in hosts.split(",") if host.strip()]
+
+
 def _server_version(url: str) -> str:
-    """Ask a running Redis for its version; BackendUnavailableError when it does not answer."""
+    """Ask a running Redis for its version; BackendUnavailableError when it does not answer.
+
+    For a cluster or sentinel URL the first of its hosts that answers is asked.
+    """
     import redis
 
-    client: Any = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-    try:
-        return str(client.info("server")["redis_version"])
-    except redis.RedisError as exc:
-        raise BackendUnavailableError(f"cannot reach Redis at {mask_url(url)}: {exc}") from exc
-    finally:
-        client.close()
+    error: Exception | None = None
+    for probe in _probe_urls(url):
+        client: Any = redis.Redis.from_url(probe, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            return str(client.info("server")["redis_version"])
+        except redis.RedisError as exc:
+            error = exc
+        finally:
+            client.close()
+    raise BackendUnavailableError(f"cannot reach Redis at {mask_url(url)}: {error}")
 
 
 @contextlib.contextmanager
@@ -204,7 +291,7 @@ def redis_server(
     Args:
         config: settings; None (default) resolves them from the ``KEW_*`` environment.
         backend: overrides ``config.backend`` (``"auto"``, ``"redis"``, ``"docker"``,
-            ``"memory"``, ``"url"``). Default None.
+            ``"memory"``, ``"url"``, ``"cluster"``, ``"sentinel"``). Default None.
 
     Yields:
         The :class:`Backend` in use; a server the testkit started is stopped on exit (also on
@@ -212,7 +299,9 @@ def redis_server(
 
     Raises:
         BackendUnavailableError: a forced backend cannot run, or a given URL does not answer.
-        RedisServerError: a ``redis-server`` was found but did not start.
+        RedisServerError: a ``redis-server`` was found but did not start (or, for cluster,
+            ``redis-cli --cluster create`` failed).
+        TimeoutError: a cluster or sentinel setup did not become ready in time.
     """
     config = config or resolve_config()
     if backend is not None:
@@ -224,7 +313,23 @@ def redis_server(
     elif name == "redis":
         server = RedisServer(config.redis_server, startup_timeout=config.startup_timeout)
         with server:
-            yield Backend("redis", server.url, server.version, owned=True)
+            yield Backend("redis", server.url, server.version, owned=True, server=server)
+    elif name == "cluster":
+        cluster = RedisClusterServer(
+            config.redis_server,
+            masters=_CLUSTER_MASTERS,
+            replicas=config.cluster_replicas,
+            startup_timeout=config.startup_timeout,
+        )
+        with cluster:
+            topology = _topology(config, name)
+            yield Backend(name, cluster.url, cluster.version, True, topology, cluster)
+    elif name == "sentinel":
+        with RedisSentinelServer(
+            config.redis_server, startup_timeout=config.startup_timeout
+        ) as sentinel:
+            topology = _topology(config, name)
+            yield Backend(name, sentinel.url, sentinel.version, True, topology, sentinel)
     elif name == "docker":
         with _docker(config) as started:
             yield started

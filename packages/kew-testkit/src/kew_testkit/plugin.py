@@ -3,18 +3,22 @@
 Thin by design: every fixture is a few lines over the pytest-free modules of this package.
 
 Options (CLI > ini > environment > default): ``--kew-backend`` / ``kew_backend`` / ``KEW_BACKEND``
-(``auto|redis|docker|memory|url``), ``--kew-redis-url`` / ``kew_redis_url`` / ``KEW_REDIS_URL``,
-and the ini-or-environment ``kew_redis_image`` / ``KEW_REDIS_IMAGE``, ``kew_redis_server`` /
-``KEW_REDIS_SERVER``, ``kew_startup_timeout`` / ``KEW_STARTUP_TIMEOUT``.
+(``auto|redis|docker|memory|url|cluster|sentinel``), ``--kew-redis-url`` / ``kew_redis_url`` /
+``KEW_REDIS_URL``, ``--kew-cluster-replicas`` / ``kew_cluster_replicas`` /
+``KEW_CLUSTER_REPLICAS``, and the ini-or-environment ``kew_redis_image`` / ``KEW_REDIS_IMAGE``,
+``kew_redis_server`` / ``KEW_REDIS_SERVER``, ``kew_startup_timeout`` / ``KEW_STARTUP_TIMEOUT``.
 
-Fixtures: ``kew_backend`` and ``kew_redis_url`` (session), ``fake_clock``, ``kew_manager_factory``,
-``kew_manager`` and ``kew_eager_manager`` (function).
+Fixtures: ``kew_backend``, ``kew_redis_url``, ``kew_redis_cluster`` and ``kew_redis_sentinel``
+(session), ``fake_clock``, ``kew_manager_factory``, ``kew_manager`` and ``kew_eager_manager``
+(function).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_asyncio
@@ -22,9 +26,11 @@ import pytest_asyncio
 from .backends import Backend, BackendUnavailableError, choose_backend, describe_choice
 from .backends import redis_server as _redis_server
 from .clock import FakeClock
-from .config import BACKENDS, TestkitConfig, resolve_config
+from .cluster import RedisClusterServer
+from .config import BACKENDS, BackendName, TestkitConfig, resolve_config
 from .eager import EagerManager
 from .managers import ManagerFactory
+from .sentinel import RedisSentinelServer
 
 _CONFIG = pytest.StashKey[TestkitConfig]()
 _BACKEND = pytest.StashKey[Backend]()
@@ -34,7 +40,9 @@ _INI = (
     "kew_redis_image",
     "kew_redis_server",
     "kew_startup_timeout",
+    "kew_cluster_replicas",
 )
+_STARTED = ("redis", "docker", "cluster", "sentinel")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,12 +52,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=BACKENDS,
         default=None,
         help="Redis for kew fixtures: auto (default; URL, redis-server, docker, memory), "
-        "redis, docker, memory or url. Env: KEW_BACKEND.",
+        "redis, docker, memory, url, cluster (a local Redis Cluster) or sentinel (a local "
+        "primary, replica and 3 Sentinels). Env: KEW_BACKEND.",
     )
     group.addoption(
         "--kew-redis-url",
         default=None,
         help="use this Redis (redis://...) instead of starting one. Env: KEW_REDIS_URL.",
+    )
+    group.addoption(
+        "--kew-cluster-replicas",
+        default=None,
+        metavar="N",
+        help="replicas per master of the cluster backend's 3 masters (default 0). "
+        "Env: KEW_CLUSTER_REPLICAS.",
     )
     for name in _INI:
         parser.addini(name, f"kew-testkit: {name} (see kew-testkit's README)", default=None)
@@ -59,10 +75,11 @@ def pytest_configure(config: pytest.Config) -> None:
     cli = {
         "backend": config.getoption("kew_backend"),
         "redis_url": config.getoption("kew_redis_url"),
+        "cluster_replicas": config.getoption("kew_cluster_replicas"),
     }
     try:
         resolved = resolve_config(cli, {name: config.getini(name) for name in _INI})
-        if resolved.backend in ("redis", "docker"):
+        if resolved.backend in _STARTED:
             choose_backend(resolved)  # a forced backend that cannot run stops the run at once
     except (ValueError, BackendUnavailableError) as exc:
         raise pytest.UsageError(f"kew-testkit: {exc}") from exc
@@ -88,6 +105,49 @@ def kew_backend(pytestconfig: pytest.Config) -> Iterator[Backend]:
     with _redis_server(pytestconfig.stash[_CONFIG]) as backend:
         pytestconfig.stash[_BACKEND] = backend
         yield backend
+
+
+@contextlib.contextmanager
+def _topology(request: pytest.FixtureRequest, name: BackendName) -> Iterator[Backend]:
+    """The session backend when it is ``name``, else one started for the caller (or a skip)."""
+    config = request.config.stash[_CONFIG]
+    if config.backend == name:
+        yield request.getfixturevalue("kew_backend")
+        return
+    config = dataclasses.replace(config, backend=name)
+    try:
+        choose_backend(config)
+    except BackendUnavailableError as exc:
+        pytest.skip(f"kew-testkit: {exc}")
+    with _redis_server(config) as backend:
+        yield backend
+
+
+@pytest.fixture(scope="session")
+def kew_redis_cluster(request: pytest.FixtureRequest) -> Iterator[RedisClusterServer]:
+    """The session's Redis Cluster (a :class:`~kew_testkit.RedisClusterServer`).
+
+    With ``--kew-backend=cluster`` it is the backend's cluster (the one behind
+    ``kew_redis_url``); otherwise a cluster of its own (3 masters, ``kew_cluster_replicas``
+    replicas each) is started on first use and stopped at the end of the session. The test is
+    skipped when ``redis-server`` or ``redis-cli`` is missing. Tests that kill nodes change it
+    for the rest of the session.
+    """
+    with _topology(request, "cluster") as backend:
+        yield cast(RedisClusterServer, backend.server)
+
+
+@pytest.fixture(scope="session")
+def kew_redis_sentinel(request: pytest.FixtureRequest) -> Iterator[RedisSentinelServer]:
+    """The session's Sentinel setup (a :class:`~kew_testkit.RedisSentinelServer`).
+
+    With ``--kew-backend=sentinel`` it is the backend's (the one behind ``kew_redis_url``);
+    otherwise one of its own (a primary, a replica, 3 Sentinels) is started on first use and
+    stopped at the end of the session. The test is skipped when ``redis-server`` is missing.
+    Tests that kill the primary change it for the rest of the session.
+    """
+    with _topology(request, "sentinel") as backend:
+        yield cast(RedisSentinelServer, backend.server)
 
 
 @pytest.fixture(scope="session")

@@ -25,12 +25,12 @@ from typing import Any
 import pytest
 from kew import QueueConfig, QueuePriority, TaskInfo, TaskQueueManager, TaskStatus
 from kew_testkit import wait_until
-from redis.asyncio import Redis
 
 _CONFORMANCE = str(Path(__file__).resolve().parent)
 if _CONFORMANCE not in sys.path:  # the worker processes get it through PYTHONPATH
     sys.path.insert(0, _CONFORMANCE)
 
+from admin import Admin  # noqa: E402
 from workers import fault_tasks  # noqa: E402
 from workers._common import (  # noqa: E402
     WorkerProcess,
@@ -61,15 +61,14 @@ def shared_redis_url(kew_redis_url: str) -> str:
 
 
 @pytest.fixture
-async def admin(kew_redis_url: str) -> AsyncIterator[Redis]:
-    """A plain client on one connection (its CLIENT ID is fixed): reads the tests' records,
-    lists and kills connections."""
+async def admin(kew_redis_url: str) -> AsyncIterator[Admin]:
+    """Reads the tests' records, lists and kills connections (on every node of a cluster)."""
     if kew_redis_url.startswith("memory://"):
         pytest.skip(
             "needs a real Redis server (a plain client, CLIENT LIST / CLIENT KILL); "
             "memory:// is in-process and has no connections to drop"
         )
-    client = Redis.from_url(kew_redis_url, single_connection_client=True, decode_responses=True)
+    client = await Admin.connect(kew_redis_url)
     yield client
     await client.aclose()
 
@@ -134,27 +133,11 @@ async def wait_all(
     return infos
 
 
-async def kill_connections(admin: Redis, after_id: int) -> int:
-    """CLIENT KILL every connection opened after client ``after_id`` (but the admin's own).
-
-    On the test's own throwaway server this is every kew connection of the test: the commands,
-    the blocking wake-up waits and the event subscription. Connections older than the test
-    (another user of a shared Redis) are left alone.
-    """
-    me = await admin.client_id()
-    killed = 0
-    for client in await admin.client_list():
-        cid = int(client["id"])
-        if cid > after_id and cid != me:
-            killed += int(await admin.client_kill_filter(_id=str(cid)))
-    return killed
-
-
 # -- crashes -----------------------------------------------------------------------------------
 
 
 async def test_task_of_a_sigkilled_worker_is_completed_by_another_process(
-    kew_manager_factory: Any, shared_redis_url: str, admin: Redis, fleet: Fleet
+    kew_manager_factory: Any, shared_redis_url: str, admin: Admin, fleet: Fleet
 ) -> None:
     ns = kew_manager_factory.namespace
     survivor = await kew_manager_factory(lease_timeout=LEASE)  # joins the queue after the kill
@@ -192,7 +175,7 @@ async def test_task_of_a_sigkilled_worker_is_completed_by_another_process(
 
 
 async def test_three_processes_sharing_a_queue_run_each_of_3000_tasks_exactly_once(
-    kew_manager_factory: Any, shared_redis_url: str, admin: Redis, fleet: Fleet
+    kew_manager_factory: Any, shared_redis_url: str, admin: Admin, fleet: Fleet
 ) -> None:
     n_tasks = 3000
     ns = kew_manager_factory.namespace
@@ -248,10 +231,10 @@ def tracked_batch(tracker_name: str, prefix: str, n: int, hold: float) -> list[d
 
 
 async def test_connections_killed_mid_run_lose_and_double_no_task(
-    kew_manager_factory: Any, admin: Redis, tracker_name: str
+    kew_manager_factory: Any, admin: Admin, tracker_name: str
 ) -> None:
     tracker = fault_tasks.TRACKERS[tracker_name]
-    before = await admin.client_id()  # every connection of the manager comes after this one
+    before = await admin.mark()  # every connection of the manager comes after this one
     runner = await kew_manager_factory(lease_timeout=LEASE)
     await runner.create_queue(QueueConfig(QUEUE, max_workers=10, max_size=10_000))
     tasks = tracked_batch(tracker_name, "k", 300, 0.02)
@@ -264,7 +247,7 @@ async def test_connections_killed_mid_run_lose_and_double_no_task(
             return tracker.total_finished >= goal
 
         await wait_until(progressed, timeout=20.0, message=f"stuck before kill {step}")
-        killed += await kill_connections(admin, before)
+        killed += await admin.kill_after(before)
     assert killed >= 4
 
     # read the outcome through a manager whose connections were never killed
@@ -280,20 +263,20 @@ async def test_connections_killed_mid_run_lose_and_double_no_task(
 
 
 async def test_a_manager_whose_connections_were_killed_serves_the_next_calls(
-    kew_manager_factory: Any, admin: Redis, tracker_name: str
+    kew_manager_factory: Any, admin: Admin, tracker_name: str
 ) -> None:
     """Redis is up; only the connections dropped (CLIENT KILL, a failover, a proxy's idle cut).
 
     The manager's next calls reconnect instead of failing with "Redis is unreachable".
     """
     tracker = fault_tasks.TRACKERS[tracker_name]
-    before = await admin.client_id()
+    before = await admin.mark()
     manager = await kew_manager_factory(lease_timeout=LEASE)
     await manager.create_queue(QueueConfig(QUEUE, max_workers=4))
     await manager.submit_tasks(QUEUE, tracked_batch(tracker_name, "a", 20, 0.0))
     await wait_all(manager, [f"a{i:04d}" for i in range(20)], 10.0)  # the pool is warm now
 
-    assert await kill_connections(admin, before) >= 2
+    assert await admin.kill_after(before) >= 2
 
     assert (await manager.get_task_status("a0000")).status is TaskStatus.COMPLETED
     await manager.submit_task(

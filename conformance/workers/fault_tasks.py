@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from kew.connection import create_client
 from redis.asyncio import Redis
 
 from ._common import log_key, runs_key
@@ -33,7 +34,7 @@ def _client(redis_url: str) -> Redis:
     per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
     client = per_loop.get(redis_url)
     if client is None:
-        client = per_loop[redis_url] = Redis.from_url(redis_url)
+        client = per_loop[redis_url] = create_client(redis_url)
     return client
 
 

@@ -25,11 +25,12 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kew import QueueConfig, QueuePriority, TaskQueueManager
-from redis.asyncio import Redis
+from kew.connection import create_client
 
 from workers import fault_tasks
 from workers._common import go_key, ready_key
@@ -50,7 +51,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def submit_quick(manager: TaskQueueManager, opts: argparse.Namespace, admin: Redis) -> None:
+async def submit_quick(manager: TaskQueueManager, opts: argparse.Namespace, admin: Any) -> None:
     while await admin.blpop([go_key(opts.namespace)], timeout=1) is None:
         pass
     ids = [f"t{i:05d}" for i in range(opts.quick_tasks)]
@@ -78,7 +79,7 @@ async def main(opts: argparse.Namespace) -> int:
     loop.call_later(opts.max_lifetime, stop.set)
 
     manager = TaskQueueManager(opts.redis_url, namespace=opts.namespace, lease_timeout=opts.lease)
-    admin = Redis.from_url(opts.redis_url)
+    admin = create_client(opts.redis_url)
     submitter: asyncio.Task[None] | None = None
     try:
         await manager.initialize()

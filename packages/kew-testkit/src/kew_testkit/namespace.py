@@ -75,6 +75,6 @@ async def delete_namespace(client: Any, namespace: str) -> int:
     for start in range(0, len(keys), _SCAN_COUNT):
         pipe = client.pipeline(transaction=False)
         for key in keys[start : start + _SCAN_COUNT]:
-            pipe.unlink(key)  # one key per command: valid on Redis Cluster too
+            pipe.execute_command("UNLINK", key)  # one key per command: valid on Redis Cluster
         deleted += sum(int(n) for n in await pipe.execute())
     return deleted

@@ -2,9 +2,10 @@
 
 - ``redis://``, ``rediss://`` (TLS), ``unix://``: redis-py's asyncio client on binary
   connections (``decode_responses=False``); redis-py uses hiredis for parsing when installed.
-- ``redis+cluster://host:port[,host:port...]`` (``rediss+cluster://`` for TLS): redis-py's
-  asyncio ``RedisCluster``, started from those nodes (any subset of the cluster: it discovers
-  the rest, follows MOVED/ASK and re-reads the topology after a failover).
+- ``redis+cluster://host:port[,host:port...]`` (``rediss+cluster://`` for TLS): kew's
+  :class:`~kew.cluster.ClusterClient`, started from those nodes (any subset of the cluster: it
+  reads the rest with CLUSTER SLOTS, and again after MOVED or a failover), one plain redis-py
+  client per primary.
 - ``redis+sentinel://host:port[,host:port...]/<service>[/db]`` (``rediss+sentinel://``): the
   primary that Sentinel names for ``<service>``, looked up again after a failover (redis-py's
   ``Sentinel.master_for``). Credentials in the URL are the primary's; a ``sentinel_password``
@@ -22,7 +23,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import SSLConnection
 
+from .cluster import ClusterClient
 from .exceptions import InvalidArgumentError
 
 __all__ = ["create_client", "is_cluster_url", "is_memory_url", "mask_url"]
@@ -105,7 +108,7 @@ def create_client(url: str, socket_timeout: float | None = None) -> Any:
             command rate; dead connections are found by TCP keepalive and health checks instead.
 
     Returns:
-        ``redis.asyncio.Redis``, or ``redis.asyncio.cluster.RedisCluster`` for a cluster URL.
+        ``redis.asyncio.Redis``, or a :class:`kew.cluster.ClusterClient` for a cluster URL.
 
     Raises:
         InvalidArgumentError: not a str, an unsupported scheme, a cluster or sentinel URL
@@ -173,21 +176,16 @@ def _credentials(parts: Any) -> dict[str, Any]:
     return out
 
 
-def _cluster_client(url: str, socket_timeout: float | None) -> Any:
-    from redis.asyncio.cluster import ClusterNode, RedisCluster
-
+def _cluster_client(url: str, socket_timeout: float | None) -> ClusterClient:
     nodes, parts = _split_hosts(url)
     if parts.path not in ("", "/", "/0"):
         raise InvalidArgumentError(f"Redis Cluster has only database 0: {mask_url(url)!r}")
-    kwargs = _connection_options(socket_timeout)
-    kwargs.update(_credentials(parts))
+    options = _connection_options(socket_timeout)
+    options.update(_credentials(parts))
+    options["max_connections"] = MAX_CONNECTIONS
     if url.startswith("rediss+"):
-        kwargs["ssl"] = True
-    return RedisCluster(
-        startup_nodes=[ClusterNode(host, port) for host, port in nodes],
-        max_connections=MAX_CONNECTIONS,
-        **kwargs,
-    )
+        options["connection_class"] = SSLConnection
+    return ClusterClient(nodes, options)
 
 
 def _sentinel_client(url: str, socket_timeout: float | None) -> Redis:

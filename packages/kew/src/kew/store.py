@@ -8,13 +8,12 @@ plus the plain reads (HGETALL, counts), the blocking wake-up wait and the event 
 from __future__ import annotations
 
 import contextlib
-import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis import exceptions as rexc
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import Redis
 
 from .connection import is_cluster_url, is_memory_url, mask_url
 from .exceptions import KewConnectionError, ScriptCode, TaskQueueError
@@ -141,6 +140,7 @@ class RedisStore:
         self._url = mask_url(url)
         self.cluster = is_cluster_url(url)
         self._fast = FastEval.for_client(client)
+        self._node_fast: dict[int, FastEval] = {}  # cluster: per node client
         self._scripts = load_scripts()
         self._key_lists: dict[tuple[str, QueueKeys], list[bytes]] = {}
         # The embedded backend keeps a cancelled BLPOP blocked on its side, where it can take a
@@ -180,7 +180,20 @@ class RedisStore:
     async def _evalsha(self, sha: str, keys: Sequence[str | bytes], args: Sequence[Arg]) -> Any:
         if self._fast is not None:
             return await self._fast.evalsha(sha, keys, args)
+        if self.cluster:
+            return await self.client.call(
+                keys[0], lambda node: self._fast_for(node).evalsha(sha, keys, args)
+            )
         return await self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+
+    def _fast_for(self, node: Redis) -> FastEval:
+        """Redis Cluster: the fast path of one primary's client (connection errors reroute)."""
+        fast = self._node_fast.get(id(node))
+        if fast is None:
+            fast = FastEval.for_client(node, fallback=False)
+            assert fast is not None
+            self._node_fast[id(node)] = fast
+        return fast
 
     async def ping(self) -> str:
         """Check the connection; return the server's version string.
@@ -337,8 +350,8 @@ class RedisStore:
 
     @property
     def claims_on_wake(self) -> bool:
-        """True when :meth:`wake_then_claim` is available (the plain client on real Redis)."""
-        return self._fast is not None
+        """True when :meth:`wake_then_claim` is available (real Redis, not the embedded one)."""
+        return self._fast is not None or self.cluster
 
     async def wake_then_claim(
         self,
@@ -370,34 +383,33 @@ class RedisStore:
         Raises:
             KewConnectionError: Redis unreachable. TaskQueueError: Redis refused the script.
         """
-        assert self._fast is not None, "check claims_on_wake first"
-        script = self._scripts["claim"]
+        assert self.claims_on_wake, "check claims_on_wake first"
+        sha = self._scripts["claim"].sha
         keys = self._keys("claim", qk)
-        args: list[Arg] = [
-            now_ms,
-            n,
-            lease_ms,
-            owner,
-            reset_ms,
-            limit,
-            *limits,
-            max_reclaims,
-            dead_ms,
-        ]
-        popped, reply = await self._call(
-            self._fast.blpop_then_evalsha(
-                qk.wake.encode(), timeout, script.sha, keys, args, on_blocked
+        args: list[Arg] = [now_ms, n, lease_ms, owner, reset_ms, limit, *limits]
+        args += [max_reclaims, dead_ms]
+        wake = qk.wake.encode()
+
+        def send(fast: FastEval) -> Awaitable[tuple[Any, Any]]:
+            return fast.blpop_then_evalsha(wake, timeout, sha, keys, args, on_blocked)
+
+        if self._fast is not None:
+            popped, reply = await self._call(send(self._fast))
+        else:
+            popped, reply = await self._call(
+                self.client.call(wake, lambda node: send(self._fast_for(node)))
             )
-        )
         if isinstance(reply, rexc.NoScriptError):
             reply = await self._run("claim", keys, args)  # loads it; the token is consumed
         elif isinstance(reply, rexc.ResponseError):
             raise TaskQueueError(f"Redis refused script 'claim': {reply}")
         return popped is not None, _claim_result(reply)
 
-    async def unblock(self, client_id: int) -> None:
-        """End another connection's blocking wait now, as if it had timed out."""
-        await self._call(self.client.client_unblock(client_id))
+    async def unblock(self, qk: QueueKeys, client_id: int) -> None:
+        """End the blocking wait of connection ``client_id`` on ``qk``'s wake-up list now, as
+        if it had timed out (on a cluster, on the primary of the queue's slot)."""
+        node = await self._call(self.client.for_key(qk.wake)) if self.cluster else self.client
+        await self._call(node.client_unblock(client_id))
 
     async def extend(
         self, qk: QueueKeys, expiry_ms: int, owned: Sequence[tuple[str, bytes]]
@@ -659,14 +671,13 @@ class RedisStore:
     async def subscribe(self, channels: Sequence[str]) -> AsyncIterator[Any]:
         """A pub/sub connection subscribed to ``channels`` (closed on exit).
 
-        On Redis Cluster a PUBLISH reaches every node, so the subscription is a plain
-        connection to any node that answers (tried in random order; redis-py 5's asyncio
-        cluster client has no pub/sub of its own).
+        On Redis Cluster a PUBLISH reaches every node, so the subscription is on any primary
+        that answers.
 
         Raises:
             KewConnectionError: no node could be reached.
         """
-        client = await self._cluster_node_client() if self.cluster else self.client
+        client = await self._call(self.client.any_node()) if self.cluster else self.client
         pubsub = client.pubsub()
         try:
             if channels:
@@ -675,26 +686,3 @@ class RedisStore:
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
-            if client is not self.client:
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-
-    async def _cluster_node_client(self) -> Redis:
-        """A one-connection client to some reachable node of the cluster."""
-        await self._call(self.client.initialize())
-        nodes = list(self.client.get_nodes())
-        random.shuffle(nodes)
-        error: Exception | None = None
-        for node in nodes:
-            kwargs = {**node.connection_kwargs, "host": node.host, "port": node.port}
-            pool = ConnectionPool(connection_class=node.connection_class, **kwargs)
-            client = Redis.from_pool(pool)
-            try:
-                await client.ping()
-            except (rexc.RedisError, OSError) as exc:
-                error = exc
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-                continue
-            return client
-        raise self._connection_error(error or RuntimeError("the cluster has no nodes"))

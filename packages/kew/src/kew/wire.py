@@ -76,19 +76,24 @@ class FastEval:
     (Redis Cluster, the embedded backend, a subclassed pool), which keep ``execute_command``.
     """
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, fallback: bool = True) -> None:
         self._execute: Any = client.execute_command  # untyped in redis-py
         self._pool: Any = client.connection_pool
+        self._fallback = fallback
 
     @classmethod
-    def for_client(cls, client: Any) -> FastEval | None:
+    def for_client(cls, client: Any, fallback: bool = True) -> FastEval | None:
         """A FastEval for ``client`` when it is a plain ``redis.asyncio.Redis`` on a plain
-        ``ConnectionPool`` (no single-connection mode), else None."""
+        ``ConnectionPool`` (no single-connection mode), else None.
+
+        ``fallback``: after a connection error, try once more through ``execute_command``
+        (False: raise it, for a caller that reroutes, as on Redis Cluster).
+        """
         if type(client) is not Redis or getattr(client, "single_connection_client", False):
             return None
         if type(client.connection_pool) is not ConnectionPool:
             return None
-        return cls(client)
+        return cls(client, fallback)
 
     async def evalsha(self, sha: str, keys: Sequence[str | bytes], args: Sequence[Arg]) -> Any:
         """Run a loaded script and return its reply.
@@ -111,7 +116,9 @@ class FastEval:
             clean = True  # the reply (an error) was read whole: the connection is fine
             raise
         except (rexc.ConnectionError, rexc.TimeoutError, OSError):
-            pass  # below: once more through redis-py, with its retry policy
+            if not self._fallback:
+                raise
+            # below: once more through redis-py, with its retry policy
         finally:
             if not clean:
                 with contextlib.suppress(Exception):

@@ -163,7 +163,7 @@ class QueueWorker:
             # claimed starts and is handed back below (cancelling could strand its tasks)
             with contextlib.suppress(TaskQueueError, TimeoutError):
                 async with asyncio.timeout(RELEASE_TIMEOUT):
-                    await self.store.unblock(self._blocked_client)
+                    await self.store.unblock(self.keys, self._blocked_client)
         self._slot_freed.set()
         if self._loop_task is not None:
             # a claim in flight finishes (its tasks start and are handed back below); a Redis

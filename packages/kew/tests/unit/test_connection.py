@@ -8,15 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from kew.cluster import ClusterClient
 from kew.connection import create_client, is_cluster_url, mask_url
 from kew.exceptions import InvalidArgumentError
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
 
 
 def _startup(client: Any) -> list[tuple[str, int]]:
-    nodes = client.nodes_manager.startup_nodes.values()
-    return sorted((n.host, n.port) for n in nodes)
+    return sorted(client._startup)
 
 
 @pytest.mark.parametrize(
@@ -32,16 +31,16 @@ def test_a_cluster_url_gives_a_cluster_client_started_from_every_listed_node(
     url: str, nodes: list[tuple[str, int]]
 ) -> None:
     client = create_client(url)
-    assert isinstance(client, RedisCluster)
+    assert isinstance(client, ClusterClient)
     assert _startup(client) == nodes
     assert is_cluster_url(url)
 
 
 def test_cluster_credentials_are_passed_decoded() -> None:
     client = create_client("redis+cluster://user:p%40ss@a:7000")
-    node = next(iter(client.nodes_manager.startup_nodes.values()))
-    assert node.connection_kwargs["username"] == "user"
-    assert node.connection_kwargs["password"] == "p@ss"
+    assert client.options["username"] == "user"
+    assert client.options["password"] == "p@ss"
+    assert client.options["decode_responses"] is False
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,9 @@ The tree::
     ├── TaskTimeoutError (TimeoutError)     wait_for_task ran out of time
     ├── AttemptTimeoutError (TimeoutError)  an attempt ran past task_timeout (given to on_task_fail)
     ├── LeaseLostError                      this run's lease was taken over (fencing token stale)
-    └── KewConnectionError (ConnectionError) Redis unreachable or not answering
+    ├── KewConnectionError (ConnectionError) Redis unreachable or not answering
+    └── NotReplicatedError                  a submit reached the primary, but fewer replicas
+                                            than ``wait_replicas`` confirmed it in time
 
 Lua scripts return small integers (:class:`ScriptCode`); :func:`error_for_code` is the only place
 that turns such a code into an exception. ``lua/includes/codes.lua`` holds the same numbers and a
@@ -28,6 +30,7 @@ __all__ = [
     "InvalidArgumentError",
     "KewConnectionError",
     "LeaseLostError",
+    "NotReplicatedError",
     "QueueNotFoundError",
     "QueueProcessorError",
     "ScriptCode",
@@ -87,6 +90,18 @@ class LeaseLostError(TaskQueueError):
 
 class KewConnectionError(TaskQueueError, ConnectionError):
     """Redis could not be reached (the message carries the URL with the password masked)."""
+
+
+class NotReplicatedError(TaskQueueError):
+    """A submit was written on the primary, but fewer replicas than ``wait_replicas`` confirmed
+    it within ``wait_timeout`` (Redis WAIT). The task is queued; it is lost only if the primary
+    fails before it replicates. Raised by submits only; late confirmations of outcomes are
+    logged instead. Attributes: ``confirmed`` and ``required`` replica counts."""
+
+    def __init__(self, message: str, confirmed: int, required: int) -> None:
+        super().__init__(message)
+        self.confirmed = confirmed
+        self.required = required
 
 
 class ScriptCode(enum.IntEnum):

@@ -20,7 +20,7 @@ from .admin import AdminMixin
 from .breaker import RedisCircuitBreaker
 from .clock import Clock, SystemClock
 from .codec import Codec
-from .connection import create_client
+from .connection import create_client, is_memory_url
 from .events import TaskEvents
 from .exceptions import (
     InvalidArgumentError,
@@ -97,6 +97,11 @@ class TaskQueueManager(ReadsMixin, AdminMixin):
             signed, and a blob with a missing or wrong signature is never unpickled: the task
             fails for good. None (default): the ``KEW_SIGNING_KEY`` environment variable if
             set, else no signing (kew logs one warning per process at ``initialize()``).
+        wait_replicas: replicas that must confirm a submit or an outcome (Redis WAIT, in the
+            same round trip) before kew reports it done (default 0: do not wait). Use it with
+            replicas (Sentinel, Cluster) so that acknowledged work survives a failover.
+        wait_timeout: seconds to wait for those replicas (default 1.0); a submit confirmed by
+            fewer raises NotReplicatedError (the task is queued on the primary).
         allow_pickled_functions: False for "by reference only": task functions must be
             importable (``module:qualname``), arguments and results are limited to JSON values
             plus tuple, bytes, datetime, date, time, Decimal and UUID (stored as tagged JSON),
@@ -125,6 +130,8 @@ class TaskQueueManager(ReadsMixin, AdminMixin):
         max_payload_bytes: int = 16 * 1024 * 1024,
         signing_key: str | bytes | Sequence[str | bytes] | None = None,
         allow_pickled_functions: bool = True,
+        wait_replicas: int = 0,
+        wait_timeout: float = 1.0,
     ) -> None:
         if not isinstance(redis_url, str) or "://" not in redis_url:
             raise InvalidArgumentError(f"redis_url must be a URL string, got {redis_url!r}")
@@ -140,7 +147,11 @@ class TaskQueueManager(ReadsMixin, AdminMixin):
             dead_letter_retention=dead_letter_retention,
             max_reclaims=max_reclaims,
             max_payload_bytes=max_payload_bytes,
+            wait_replicas=wait_replicas,
+            wait_timeout=wait_timeout,
         )
+        if self.settings.wait_replicas and is_memory_url(redis_url):
+            raise InvalidArgumentError("wait_replicas needs replicas; memory:// has none")
         if signing_key is None:
             signing_key = os.environ.get("KEW_SIGNING_KEY") or None  # documented opt-in
         if not isinstance(allow_pickled_functions, bool):
@@ -176,7 +187,12 @@ class TaskQueueManager(ReadsMixin, AdminMixin):
         if self._closed:
             raise QueueProcessorError("this manager was shut down; create a new one")
         client = create_client(self.redis_url)
-        store = RedisStore(client, self.redis_url)
+        store = RedisStore(
+            client,
+            self.redis_url,
+            wait_replicas=self.settings.wait_replicas,
+            wait_timeout_ms=to_ms(self.settings.wait_timeout),
+        )
         try:
             await store.ping()
             if self.cleanup_on_start:

@@ -62,6 +62,12 @@ class ManagerSettings:
             a task that kills its process must not crash-loop the fleet (int >= 0, 0 = no
             limit; default 3).
         max_payload_bytes: largest stored task payload or result in bytes (default 16 MiB).
+        wait_replicas: replicas that must have a submit or an outcome before kew reports it
+            done (Redis WAIT after the script, on its connection, in the same round trip; int
+            >= 0, default 0 = do not wait). With replicas and Redis Cluster or Sentinel, what was
+            acknowledged survives the failover of its primary. A submit confirmed by fewer
+            raises NotReplicatedError; an outcome confirmed by fewer is logged.
+        wait_timeout: seconds WAIT waits for those replicas (default 1.0).
 
     Raises:
         InvalidArgumentError: a value of the wrong type or out of range.
@@ -75,6 +81,8 @@ class ManagerSettings:
     dead_letter_retention: float | None = None
     max_reclaims: int = DEFAULT_MAX_RECLAIMS
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    wait_replicas: int = 0
+    wait_timeout: float = 1.0
 
     def __post_init__(self) -> None:
         ns = self.namespace
@@ -84,7 +92,16 @@ class ManagerSettings:
             )
         if self.dead_letter_retention is None:
             object.__setattr__(self, "dead_letter_retention", self.retention)
-        for name in ("lease_timeout", "retention", "idle_wait", "dead_letter_retention"):
+        wr = self.wait_replicas
+        if isinstance(wr, bool) or not isinstance(wr, int) or not 0 <= wr <= 100:
+            raise InvalidArgumentError(f"wait_replicas must be an int in 0..100, got {wr!r}")
+        for name in (
+            "lease_timeout",
+            "retention",
+            "idle_wait",
+            "dead_letter_retention",
+            "wait_timeout",
+        ):
             object.__setattr__(self, name, _positive(name, getattr(self, name)))
         for name in ("retention", "dead_letter_retention"):
             if getattr(self, name) < 0.001:

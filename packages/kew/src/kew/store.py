@@ -8,6 +8,7 @@ plus the plain reads (HGETALL, counts), the blocking wake-up wait and the event 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,12 +17,14 @@ from redis import exceptions as rexc
 from redis.asyncio import Redis
 
 from .connection import is_cluster_url, is_memory_url, mask_url
-from .exceptions import KewConnectionError, ScriptCode, TaskQueueError
+from .exceptions import KewConnectionError, NotReplicatedError, ScriptCode, TaskQueueError
 from .keys import QueueKeys, namespace_pattern, queues_key
 from .scripts import Script, load_scripts
 from .wire import Arg, FastEval
 
 __all__ = ["ClaimResult", "ClaimedTask", "RedisStore"]
+
+logger = logging.getLogger("kew")
 
 # The KEYS each script takes, in order (see the header comment of each lua/*.lua file); `ids` is
 # the prefix of the task-id keys (RedisStore._id_prefix).
@@ -61,6 +64,24 @@ _SCRIPT_KEYS: dict[str, Callable[[QueueKeys, str], list[str]]] = {
     "purge_dead": lambda k, ids: [k.dead, k.task_prefix, ids],
     "progress": lambda k, ids: [k.leased],
 }
+
+# Scripts whose writes users rely on: with wait_replicas they are followed by WAIT. Claims,
+# lease renewals and progress are not (a failover may run an in-flight task again anyway).
+_REPLICATED = frozenset(
+    {
+        "enqueue",
+        "submit",
+        "complete",
+        "fail",
+        "cancel",
+        "release",
+        "requeue_dead",
+        "purge_dead",
+        "pause",
+        "breaker_reset",
+    }
+)
+_SUBMITS = frozenset({"enqueue", "submit"})
 
 # Redis Cluster: how long (ms) the namespace-wide claim on a task id outlives the submit that
 # took it; it only has to cover the submit's own round trips (see RedisStore.taken_elsewhere).
@@ -130,13 +151,23 @@ class RedisStore:
     task-id keys move into the queue (``<ns>:{<queue>}:id:<id>``), and ids are kept unique
     across the queues of a namespace by :meth:`taken_elsewhere` before the submit script runs.
 
+    With ``wait_replicas``, the scripts whose outcome users rely on (submits, outcomes,
+    cancels, dead-letter and pause changes) are followed by ``WAIT wait_replicas
+    wait_timeout_ms`` on the same connection, in the same round trip.
+
     Args:
-        client: an asyncio Redis (or RedisCluster) client with ``decode_responses=False``.
+        client: an asyncio Redis client (or kew's ClusterClient) with
+            ``decode_responses=False``.
         url: the URL it was made from (masked in error messages).
+        wait_replicas: replicas that must confirm those writes (0: do not wait).
+        wait_timeout_ms: how long WAIT waits for them, in milliseconds.
     """
 
-    def __init__(self, client: Any, url: str) -> None:
+    def __init__(
+        self, client: Any, url: str, *, wait_replicas: int = 0, wait_timeout_ms: int = 1000
+    ) -> None:
         self.client = client
+        self._wait = (wait_replicas, wait_timeout_ms) if wait_replicas > 0 else None
         self._url = mask_url(url)
         self.cluster = is_cluster_url(url)
         self._fast = FastEval.for_client(client)
@@ -167,6 +198,8 @@ class RedisStore:
     async def _run(self, name: str, keys: Sequence[str | bytes], args: Sequence[Arg]) -> Any:
         script: Script = self._scripts[name]
         try:
+            if self._wait is not None and name in _REPLICATED:
+                return await self._run_replicated(name, script, keys, args, self._wait)
             try:
                 return await self._evalsha(script.sha, keys, args)
             except rexc.NoScriptError:  # first use on this server, or after SCRIPT FLUSH
@@ -185,6 +218,46 @@ class RedisStore:
                 keys[0], lambda node: self._fast_for(node).evalsha(sha, keys, args)
             )
         return await self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+
+    async def _run_replicated(
+        self,
+        name: str,
+        script: Script,
+        keys: Sequence[str | bytes],
+        args: Sequence[Arg],
+        wait: tuple[int, int],
+    ) -> Any:
+        """Run ``script`` and WAIT for replicas in one round trip (see the class docstring)."""
+
+        def send(fast: FastEval | None) -> Awaitable[tuple[Any, int]]:
+            assert fast is not None, "the embedded backend has no replicas"
+            return fast.evalsha_replicated(script.sha, keys, args, *wait)
+
+        async def once() -> tuple[Any, int]:
+            if self.cluster:
+                done: tuple[Any, int] = await self.client.call(
+                    keys[0], lambda node: send(self._fast_for(node))
+                )
+                return done
+            return await send(self._fast)
+
+        try:
+            reply, confirmed = await once()
+        except rexc.NoScriptError:
+            await self.client.script_load(script.source)
+            reply, confirmed = await once()
+        required, timeout_ms = wait
+        if confirmed < required:
+            text = (
+                f"only {confirmed} of {required} replica(s) confirmed {name!r} within "
+                f"{timeout_ms} ms: it is lost if the primary fails before it replicates"
+            )
+            if name in _SUBMITS:
+                raise NotReplicatedError(
+                    f"submit written on the primary, but {text}", confirmed, required
+                )
+            logger.warning("kew: %s", text)
+        return reply
 
     def _fast_for(self, node: Redis) -> FastEval:
         """Redis Cluster: the fast path of one primary's client (connection errors reroute)."""

@@ -73,27 +73,68 @@ class FastEval:
     """Sends pre-packed EVALSHA requests on connections of a plain redis-py asyncio client.
 
     Use :meth:`for_client` to get one: it returns None for clients this does not apply to
-    (Redis Cluster, the embedded backend, a subclassed pool), which keep ``execute_command``.
+    (the embedded backend, a single-connection client, a pool of another kind), which keep
+    ``execute_command``. A Sentinel-managed pool qualifies: its connections find the primary.
     """
 
     def __init__(self, client: Redis, fallback: bool = True) -> None:
+        self._client = client
         self._execute: Any = client.execute_command  # untyped in redis-py
         self._pool: Any = client.connection_pool
         self._fallback = fallback
 
     @classmethod
     def for_client(cls, client: Any, fallback: bool = True) -> FastEval | None:
-        """A FastEval for ``client`` when it is a plain ``redis.asyncio.Redis`` on a plain
-        ``ConnectionPool`` (no single-connection mode), else None.
+        """A FastEval for ``client`` when it is a plain ``redis.asyncio.Redis`` on a plain (or
+        Sentinel-managed) connection pool, not in single-connection mode; else None.
 
-        ``fallback``: after a connection error, try once more through ``execute_command``
-        (False: raise it, for a caller that reroutes, as on Redis Cluster).
+        ``fallback``: after a connection error, try once more through redis-py's own command
+        path (False: raise it, for a caller that reroutes, as on Redis Cluster).
         """
+        from redis.asyncio.sentinel import SentinelConnectionPool
+
         if type(client) is not Redis or getattr(client, "single_connection_client", False):
             return None
-        if type(client.connection_pool) is not ConnectionPool:
+        if type(client.connection_pool) not in (ConnectionPool, SentinelConnectionPool):
             return None
         return cls(client, fallback)
+
+    async def _exchange(
+        self, packed: bytes, replies: int, on_first: Callable[[Any], None] | None = None
+    ) -> list[Any] | None:
+        """Send ``packed`` (one or more commands) on one pooled connection and read ``replies``
+        replies; an error reply comes back as its ResponseError instance. None when the
+        connection failed and ``fallback`` is on (the caller retries through redis-py).
+
+        Raises:
+            redis.exceptions.ConnectionError / TimeoutError: the connection failed and
+                ``fallback`` is off.
+            asyncio.CancelledError: cancelled mid-exchange (the connection is dropped).
+        """
+        pool = self._pool
+        conn = await pool.get_connection()
+        clean = False
+        try:
+            await conn.send_packed_command(packed)
+            out: list[Any] = []
+            for _ in range(replies):
+                try:
+                    out.append(await conn.read_response())
+                except rexc.ResponseError as exc:  # read whole: the connection is fine
+                    out.append(exc)
+                if on_first is not None and len(out) == 1:
+                    on_first(out[0])
+            clean = True
+        except (rexc.ConnectionError, rexc.TimeoutError, OSError):
+            if not self._fallback:
+                raise
+            return None
+        finally:
+            if not clean:
+                with contextlib.suppress(Exception):
+                    await conn.disconnect()
+            await pool.release(conn)
+        return out
 
     async def evalsha(self, sha: str, keys: Sequence[str | bytes], args: Sequence[Arg]) -> Any:
         """Run a loaded script and return its reply.
@@ -101,32 +142,40 @@ class FastEval:
         Raises:
             redis.exceptions.NoScriptError: the script is not loaded on the server.
             redis.exceptions.ResponseError: the script failed (or another server error).
-            redis.exceptions.ConnectionError / TimeoutError: from the fallback call.
+            redis.exceptions.ConnectionError / TimeoutError: the connection failed (after the
+                fallback, when on).
             TypeError: an argument Redis does not take.
         """
-        packed = pack_evalsha(sha, keys, args)
-        pool = self._pool
-        conn = await pool.get_connection()
-        clean = False
-        try:
-            await conn.send_packed_command(packed)
-            reply = await conn.read_response()
-            clean = True
-        except rexc.ResponseError:
-            clean = True  # the reply (an error) was read whole: the connection is fine
-            raise
-        except (rexc.ConnectionError, rexc.TimeoutError, OSError):
-            if not self._fallback:
-                raise
-            # below: once more through redis-py, with its retry policy
-        finally:
-            if not clean:
-                with contextlib.suppress(Exception):
-                    await conn.disconnect()
-            await pool.release(conn)
-        if clean:
-            return reply
-        return await self._execute("EVALSHA", sha, len(keys), *keys, *args)
+        out = await self._exchange(pack_evalsha(sha, keys, args), 1)
+        if out is None:
+            return await self._execute("EVALSHA", sha, len(keys), *keys, *args)
+        return _raise_error(out[0])
+
+    async def evalsha_replicated(
+        self,
+        sha: str,
+        keys: Sequence[str | bytes],
+        args: Sequence[Arg],
+        replicas: int,
+        timeout_ms: int,
+    ) -> tuple[Any, int]:
+        """Run a loaded script, then ``WAIT replicas timeout_ms`` on the same connection, in one
+        round trip: the script's writes are acknowledged once ``replicas`` replicas have them.
+
+        Returns:
+            (the script's reply, how many replicas confirmed within the timeout).
+
+        Raises:
+            as :meth:`evalsha`.
+        """
+        packed = pack_evalsha(sha, keys, args) + pack("WAIT", replicas, timeout_ms)
+        out = await self._exchange(packed, 2)
+        if out is None:  # WAIT only counts this connection's writes: send both together again
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+                pipe.execute_command("WAIT", replicas, timeout_ms)
+                out = list(await pipe.execute(raise_on_error=False))
+        return _raise_error(out[0]), int(_raise_error(out[1]))
 
     async def blpop_then_evalsha(
         self,
@@ -143,7 +192,7 @@ class FastEval:
         together on one connection; Redis runs the script as soon as the BLPOP returns (a token
         arrived or the timeout passed), without waiting for the client to ask. ``on_blocked``
         gets the connection's client id while it blocks, so ``CLIENT UNBLOCK`` can end the wait
-        early (shutdown).
+        early (shutdown); it is not called when an ACL refuses ``CLIENT ID``.
 
         Returns:
             (what BLPOP returned, None on timeout; the script's reply, or the ResponseError
@@ -159,21 +208,19 @@ class FastEval:
             + pack("BLPOP", key, max(0.001, round(timeout, 3)))
             + pack_evalsha(sha, keys, args)
         )
-        pool = self._pool
-        conn = await pool.get_connection()
-        clean = False
-        try:
-            await conn.send_packed_command(packed)
-            on_blocked(int(await conn.read_response()))
-            popped = await conn.read_response()
-            try:
-                reply: Any = await conn.read_response()
-            except rexc.ResponseError as exc:
-                reply = exc
-            clean = True
-        finally:
-            if not clean:
-                with contextlib.suppress(Exception):
-                    await conn.disconnect()
-            await pool.release(conn)
-        return popped, reply
+
+        def blocked(client_id: Any) -> None:
+            if not isinstance(client_id, rexc.ResponseError):  # an ACL may refuse CLIENT ID
+                on_blocked(int(client_id))
+
+        out = await self._exchange(packed, 3, blocked)
+        if out is None:
+            raise rexc.ConnectionError("the blocking wait's connection failed")
+        return _raise_error(out[1]), out[2]
+
+
+def _raise_error(reply: Any) -> Any:
+    """Raise ``reply`` when it is an error reply; else return it."""
+    if isinstance(reply, rexc.ResponseError):
+        raise reply
+    return reply

@@ -1,0 +1,112 @@
+"""wait_replicas: a submit returns only once a replica has it (Redis WAIT, same round trip).
+
+A primary and a replica are started for these tests; the replica is read directly, right after
+the call returns, so "the replica has it" is what is checked, not a timing.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from kew import (
+    InvalidArgumentError,
+    NotReplicatedError,
+    QueueConfig,
+    QueuePriority,
+    TaskQueueManager,
+    TaskStatus,
+)
+from kew.connection import create_client
+from kew_testkit import wait_until
+from kew_testkit.redis_server import RedisServer
+
+P = QueuePriority.MEDIUM
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("redis-server") is None, reason="needs a redis-server binary for a replica"
+)
+
+
+async def double(x: int) -> int:
+    return 2 * x
+
+
+@pytest.fixture(scope="module")
+def primary_and_replica() -> Iterator[tuple[RedisServer, RedisServer]]:
+    with RedisServer(extra_args=("--repl-diskless-sync-delay", "0")) as primary:
+        host, port = primary.address
+        with RedisServer(extra_args=("--replicaof", host, str(port))) as replica:
+            yield primary, replica
+
+
+async def _link_up(replica: RedisServer) -> bool:
+    client = create_client(replica.url)
+    try:
+        info = await client.info("replication")
+    finally:
+        await client.aclose()
+    return info.get("master_link_status") == "up"
+
+
+async def test_a_submit_returns_only_once_the_replica_has_the_task(
+    primary_and_replica: tuple[RedisServer, RedisServer],
+) -> None:
+    primary, replica = primary_and_replica
+    await wait_until(lambda: _link_up(replica), timeout=20, message="replica never synced")
+    reader = create_client(replica.url)
+    async with TaskQueueManager(primary.url, namespace="repl", wait_replicas=1) as m:
+        await m.create_queue(QueueConfig("q", max_workers=2))
+        for i in range(20):
+            info = await m.submit_task(f"t{i}", "q", "double", double, P, i)
+            stored = await reader.hgetall(f"repl:{{q}}:task:{info.task_id}")
+            assert stored.get(b"id") == info.task_id.encode(), f"t{i} not on the replica yet"
+        await m.submit_tasks(
+            "q", [{"task_id": f"b{i}", "task_func": double, "args": (i,)} for i in range(50)]
+        )
+        assert await reader.exists(*[f"repl:{{q}}:task:b{i}" for i in range(50)]) == 50
+        for i in range(20):
+            assert (await m.wait_for_task(f"t{i}", timeout=20)).result == 2 * i
+        await m.cleanup()
+    await reader.aclose()
+
+
+async def test_with_no_replica_a_submit_raises_but_the_task_is_queued_and_runs(
+    kew_redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with RedisServer() as lonely:
+        async with TaskQueueManager(
+            lonely.url, namespace="repl", wait_replicas=1, wait_timeout=0.05
+        ) as m:
+            await m.create_queue(QueueConfig("q", max_workers=1))
+            caplog.set_level(logging.WARNING, logger="kew")
+            with pytest.raises(NotReplicatedError) as info:
+                await m.submit_task("t", "q", "double", double, P, 21)
+            assert (info.value.confirmed, info.value.required) == (0, 1)
+            assert "written on the primary" in str(info.value)
+            done = await m.wait_for_task("t", timeout=20)
+            assert done.status is TaskStatus.COMPLETED and done.result == 42
+            # the outcome was written too (waiters see it at once); its missing confirmation
+            # is only logged, when WAIT gives up
+            await wait_until(
+                lambda: any("'complete'" in r.getMessage() for r in caplog.records), timeout=10
+            )
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "1", 101])
+def test_a_bad_wait_replicas_is_refused_at_the_call(bad: object) -> None:
+    with pytest.raises(InvalidArgumentError):
+        TaskQueueManager("redis://127.0.0.1:1", wait_replicas=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), "1"])
+def test_a_bad_wait_timeout_is_refused_at_the_call(bad: object) -> None:
+    with pytest.raises(InvalidArgumentError):
+        TaskQueueManager("redis://127.0.0.1:1", wait_replicas=1, wait_timeout=bad)  # type: ignore[arg-type]
+
+
+def test_waiting_for_replicas_of_the_embedded_backend_is_refused() -> None:
+    with pytest.raises(InvalidArgumentError, match="replicas"):
+        TaskQueueManager("memory://", wait_replicas=1)

@@ -29,7 +29,7 @@ from redis import exceptions as rexc
 from redis.asyncio import ConnectionPool, Redis
 from redis.crc import key_slot
 
-__all__ = ["RETRY_DELAYS", "ClusterClient", "ClusterPipeline"]
+__all__ = ["RETRY_DELAYS", "ClusterClient", "ClusterPipeline", "ride_out_failover"]
 
 T = TypeVar("T")
 Address = tuple[str, int]
@@ -49,6 +49,28 @@ _REROUTE = (
     rexc.ConnectionError,
     rexc.TimeoutError,
 )
+
+
+async def ride_out_failover(
+    attempt: Callable[[], Awaitable[T]],
+    errors: tuple[type[BaseException], ...],
+    between: Callable[[], Awaitable[None]] | None = None,
+) -> T:
+    """Await ``attempt()``; on one of ``errors`` wait (RETRY_DELAYS, about 4 s in all), run
+    ``between()`` (read the topology again) and try again. Used while a failover promotes a
+    replica (Redis Cluster, Sentinel): a call made meanwhile succeeds late instead of failing.
+
+    Raises:
+        the last error, once the delays are used up.
+    """
+    for delay in RETRY_DELAYS:
+        try:
+            return await attempt()
+        except errors:
+            await asyncio.sleep(delay)
+            if between is not None:
+                await between()
+    return await attempt()
 
 
 def _slot(key: Any) -> int:
@@ -159,14 +181,15 @@ class ClusterClient:
         Raises:
             the last redis error after the retries (see RETRY_DELAYS).
         """
-        for delay in RETRY_DELAYS:
-            try:
-                return await command(await self.for_key(key))
-            except _REROUTE:
-                await asyncio.sleep(delay)
-                with contextlib.suppress(rexc.RedisError, OSError):
-                    await self.refresh()
-        return await command(await self.for_key(key))
+
+        async def attempt() -> T:
+            return await command(await self.for_key(key))
+
+        async def reroute() -> None:
+            with contextlib.suppress(rexc.RedisError, OSError):
+                await self.refresh()
+
+        return await ride_out_failover(attempt, _REROUTE, reroute)
 
     # -- keyed commands ------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from redis.asyncio.connection import SSLConnection
 from .cluster import ClusterClient
 from .exceptions import InvalidArgumentError
 
-__all__ = ["create_client", "is_cluster_url", "is_memory_url", "mask_url"]
+__all__ = ["create_client", "is_cluster_url", "is_memory_url", "is_sentinel_url", "mask_url"]
 
 _CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 _SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
@@ -44,6 +44,11 @@ MAX_CONNECTIONS = 4096
 def is_memory_url(url: str) -> bool:
     """True for the embedded backend's URLs (``memory://...``)."""
     return url.startswith("memory://")
+
+
+def is_sentinel_url(url: str) -> bool:
+    """True for Sentinel URLs (``redis+sentinel://...``, ``rediss+sentinel://...``)."""
+    return url.startswith(_SENTINEL_SCHEMES)
 
 
 def is_cluster_url(url: str) -> bool:
@@ -121,7 +126,7 @@ def create_client(url: str, socket_timeout: float | None = None) -> Any:
         return _memory_client(url)
     if is_cluster_url(url):
         return _cluster_client(url, socket_timeout)
-    if url.startswith(_SENTINEL_SCHEMES):
+    if is_sentinel_url(url):
         return _sentinel_client(url, socket_timeout)
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise InvalidArgumentError(f"unsupported redis_url scheme: {mask_url(url)!r}")

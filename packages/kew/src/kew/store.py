@@ -16,7 +16,8 @@ from typing import Any
 from redis import exceptions as rexc
 from redis.asyncio import Redis
 
-from .connection import is_cluster_url, is_memory_url, mask_url
+from .cluster import ride_out_failover
+from .connection import is_cluster_url, is_memory_url, is_sentinel_url, mask_url
 from .exceptions import KewConnectionError, NotReplicatedError, ScriptCode, TaskQueueError
 from .keys import QueueKeys, namespace_pattern, queues_key
 from .scripts import Script, load_scripts
@@ -82,6 +83,10 @@ _REPLICATED = frozenset(
     }
 )
 _SUBMITS = frozenset({"enqueue", "submit"})
+
+# Sentinel: errors of a call made while the primary fails over (the old one is gone, or back as
+# a replica: redis-py's Sentinel connection turns READONLY into a ConnectionError).
+_FAILOVER_ERRORS = (rexc.ConnectionError, rexc.TimeoutError)
 
 # Redis Cluster: how long (ms) the namespace-wide claim on a task id outlives the submit that
 # took it; it only has to cover the submit's own round trips (see RedisStore.taken_elsewhere).
@@ -170,6 +175,7 @@ class RedisStore:
         self._wait = (wait_replicas, wait_timeout_ms) if wait_replicas > 0 else None
         self._url = mask_url(url)
         self.cluster = is_cluster_url(url)
+        self._sentinel = is_sentinel_url(url)
         self._fast = FastEval.for_client(client)
         self._node_fast: dict[int, FastEval] = {}  # cluster: per node client
         self._scripts = load_scripts()
@@ -212,6 +218,11 @@ class RedisStore:
 
     async def _evalsha(self, sha: str, keys: Sequence[str | bytes], args: Sequence[Arg]) -> Any:
         if self._fast is not None:
+            if self._sentinel:  # a failover in progress: keep trying until a primary answers
+                fast = self._fast
+                return await ride_out_failover(
+                    lambda: fast.evalsha(sha, keys, args), _FAILOVER_ERRORS
+                )
             return await self._fast.evalsha(sha, keys, args)
         if self.cluster:
             return await self.client.call(
@@ -239,6 +250,8 @@ class RedisStore:
                     keys[0], lambda node: send(self._fast_for(node))
                 )
                 return done
+            if self._sentinel:
+                return await ride_out_failover(lambda: send(self._fast), _FAILOVER_ERRORS)
             return await send(self._fast)
 
         try:

@@ -44,15 +44,23 @@ async def test_wrong_fence_is_lease_lost_and_changes_nothing(env: Env) -> None:
     assert fences["a"] == b"1"
 
 
-async def test_second_completion_is_lease_lost(env: Env) -> None:
+async def test_a_repeated_ack_of_the_same_run_is_ok_and_writes_nothing(env: Env) -> None:
+    """The ack was applied but its reply was lost (dropped connection, failover): the retry
+    must not report the lease lost (the run's hook would never fire) nor write again."""
     fences = await _claimed(env, "a")
     assert await env.store.complete(env.qk, DONE, KEEP, [("a", fences["a"], b"j1")]) == [OK]
-    assert await env.store.complete(env.qk, DONE + 1, KEEP, [("a", fences["a"], b"j2")]) == [
-        LEASE_LOST
-    ]
+    assert await env.store.complete(env.qk, DONE + 1, KEEP, [("a", fences["a"], b"j1")]) == [OK]
     h = await env.task("a")
     assert h["result"] == "j1"
     assert h["completed"] == str(DONE)
+
+
+async def test_an_ack_of_an_older_run_after_completion_is_lease_lost(env: Env) -> None:
+    fences = await _claimed(env, "a")
+    assert await env.store.complete(env.qk, DONE, KEEP, [("a", fences["a"], b"j1")]) == [OK]
+    stale = str(int(fences["a"]) - 1).encode()
+    assert await env.store.complete(env.qk, DONE + 1, KEEP, [("a", stale, b"j2")]) == [LEASE_LOST]
+    assert (await env.task("a"))["result"] == "j1"
 
 
 async def test_unknown_task_is_lease_lost(env: Env) -> None:

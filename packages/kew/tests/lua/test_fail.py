@@ -182,3 +182,27 @@ async def test_final_failure_without_ready_tasks_wakes_nobody(env: Env) -> None:
     await env.clear_wake()
     assert (await env.fail("a", fence, retry_due=0))[0] == OK
     assert await env.wake_len() == 0
+
+
+async def test_a_repeated_fail_of_the_same_attempt_answers_its_outcome_again(env: Env) -> None:
+    """The call was applied but its reply was lost: the retry gets the same outcome, and the
+    breaker, the retry count and the error history are not counted twice."""
+    fence = await _claim_one(env)
+    first = await env.fail_outcome("a", fence, error="E: x", retry_due=RETRY_AT)
+    assert first == (OK, 1, "retry")
+    again = await env.fail_outcome("a", fence, error="E: x", retry_due=RETRY_AT)
+    assert again == (OK, 0, "retry")
+    h = await env.task("a")
+    assert (h["retries"], h["errors"]) == ("1", "E: x")
+
+
+async def test_a_repeated_final_fail_answers_failed_again(env: Env) -> None:
+    fence = await _claim_one(env)
+    assert await env.fail_outcome("a", fence, error="E: y") == (OK, 1, "failed")
+    assert await env.fail_outcome("a", fence, error="E: y") == (OK, 0, "failed")
+
+
+async def test_a_fail_with_another_error_after_the_outcome_is_lease_lost(env: Env) -> None:
+    fence = await _claim_one(env)
+    assert (await env.fail_outcome("a", fence, error="E: y"))[0] == OK
+    assert await env.fail_outcome("a", fence, error="E: other") == (LEASE_LOST, 0, "")

@@ -13,7 +13,9 @@
 -- ARGV[3..] triples: task id, fence token, encoded result
 --
 -- Returns one code per task: OK, or LEASE_LOST when the fence no longer matches (the task was
--- reclaimed and its newer run owns the outcome).
+-- reclaimed and its newer run owns the outcome). A repeat of an ack that was applied but whose
+-- reply was lost (a dropped connection, a failover) finds the task completed under the same
+-- fence and answers OK again without writing anything.
 --!include includes/codes.lua
 --!include includes/ready_score.lua
 local leased, breaker, prefix, events, wake, ready, idprefix =
@@ -25,8 +27,11 @@ local succeeded = false
 for i = 3, #ARGV, 3 do
   local id = ARGV[i]
   local key = prefix .. id
-  if redis.call('HGET', key, 'fence') ~= ARGV[i + 1] or not redis.call('ZSCORE', leased, id) then
+  local f = redis.call('HMGET', key, 'fence', 'status')
+  if f[1] ~= ARGV[i + 1] then
     codes[#codes + 1] = LEASE_LOST
+  elseif not redis.call('ZSCORE', leased, id) then
+    codes[#codes + 1] = f[2] == 'completed' and OK or LEASE_LOST
   else
     redis.call('HSET', key, 'status', 'completed', 'completed', now, 'result', ARGV[i + 2],
       'owner', '')

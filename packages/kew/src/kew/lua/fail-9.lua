@@ -19,7 +19,9 @@
 -- The error of every attempt is appended to the task's 'errors' field, separated by \30.
 -- Returns {code, consecutive breaker failures, outcome}: code OK, or LEASE_LOST when the fence
 -- is stale; outcome 'retry', 'failed', or 'cancelled' when cancel_task had asked for the run to
--- stop (such a task is neither retried nor kept as a dead letter).
+-- stop (such a task is neither retried nor kept as a dead letter). A repeat of a call that was
+-- applied but whose reply was lost finds the task in its outcome under the same fence, with this
+-- attempt's error last: it answers OK and that outcome again, writing nothing (breaker count 0).
 --!include includes/codes.lua
 --!include includes/ready_score.lua
 --!include includes/breaker.lua
@@ -31,7 +33,15 @@ local now = tonumber(ARGV[3])
 local retry_due = tonumber(ARGV[5])
 local retention = tonumber(ARGV[6])
 
-if redis.call('HGET', task, 'fence') ~= ARGV[2] or not redis.call('ZSCORE', leased, id) then
+local current = redis.call('HMGET', task, 'fence', 'status', 'error')
+if current[1] ~= ARGV[2] then
+  return {LEASE_LOST, 0, ''}
+end
+if not redis.call('ZSCORE', leased, id) then
+  local done = {retry = 'retry', failed = 'failed', cancelled = 'cancelled'}
+  if done[current[2]] and current[3] == ARGV[4] then
+    return {OK, 0, done[current[2]]}
+  end
   return {LEASE_LOST, 0, ''}
 end
 redis.call('ZREM', leased, id)

@@ -301,6 +301,9 @@ class RedisStore:
 
     async def close(self) -> None:
         """Close the client and its connection pool."""
+        for fast in [self._fast, *self._node_fast.values()]:
+            if fast is not None:
+                await fast.aclose()
         with contextlib.suppress(Exception):
             await self.client.aclose()
 

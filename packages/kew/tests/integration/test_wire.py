@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from kew.connection import create_client
-from kew.wire import FastEval, encode_arg, pack_evalsha
+from kew.wire import MAX_IDLE, FastEval, encode_arg, pack, pack_evalsha
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 
@@ -84,7 +84,9 @@ async def test_a_connection_the_server_closed_is_replaced_and_the_call_still_run
     client, fast, sha = await _client_and_sha(kew_redis_url, "return ARGV[1]")
     try:
         assert await fast.evalsha(sha, [], ["warm"]) == b"warm"
-        pooled = await client.client_id()  # the pool's one connection, the one evalsha took
+        out = await fast._exchange(pack("CLIENT", "ID"), 1)  # the connection evalsha keeps
+        assert out is not None
+        pooled = int(out[0])
         killer = create_client(kew_redis_url)
         try:
             assert await killer.client_kill_filter(_id=pooled) == 1
@@ -108,5 +110,20 @@ async def test_a_script_error_comes_back_as_redis_py_raises_it_and_the_connectio
             await fast.evalsha("0" * 40, [], [])
         echo = await client.script_load("return ARGV[1]")
         assert await fast.evalsha(echo, [], ["ok"]) == b"ok"
+    finally:
+        await client.aclose()
+
+
+async def test_connections_kept_between_calls_are_bounded_and_go_back_to_the_pool(
+    kew_redis_url: str,
+) -> None:
+    client, fast, sha = await _client_and_sha(kew_redis_url, "return ARGV[1]")
+    try:
+        replies = await asyncio.gather(*(fast.evalsha(sha, [], [str(i)]) for i in range(40)))
+        assert replies == [str(i).encode() for i in range(40)]
+        assert 1 <= len(fast._idle) <= MAX_IDLE
+        await fast.aclose()
+        assert fast._idle == []
+        assert await fast.evalsha(sha, [], ["after"]) == b"after"  # takes one from the pool
     finally:
         await client.aclose()

@@ -66,10 +66,13 @@ _SCRIPT_KEYS: dict[str, Callable[[QueueKeys, str], list[str]]] = {
     "progress": lambda k, ids: [k.leased],
 }
 
-# Scripts whose writes users rely on: with wait_replicas they are followed by WAIT. Claims,
-# lease renewals and progress are not (a failover may run an in-flight task again anyway).
+# Scripts whose writes users rely on: with wait_replicas they are followed by WAIT. Claims are
+# too: a claim lost in a failover would roll the task's fencing token back, and the next claim
+# would get the token of the lost one (its late outcome would then pass for the new run's).
+# Lease renewals and progress are not (a failover may run an in-flight task again anyway).
 _REPLICATED = frozenset(
     {
+        "claim",
         "enqueue",
         "submit",
         "complete",
@@ -259,18 +262,24 @@ class RedisStore:
         except rexc.NoScriptError:
             await self.client.script_load(script.source)
             reply, confirmed = await once()
-        required, timeout_ms = wait
-        if confirmed < required:
-            text = (
-                f"only {confirmed} of {required} replica(s) confirmed {name!r} within "
-                f"{timeout_ms} ms: it is lost if the primary fails before it replicates"
-            )
+        if confirmed < wait[0]:
             if name in _SUBMITS:
+                text = self._unreplicated(name, confirmed)
                 raise NotReplicatedError(
-                    f"submit written on the primary, but {text}", confirmed, required
+                    f"submit written on the primary, but {text}", confirmed, wait[0]
                 )
-            logger.warning("kew: %s", text)
+            self._warn_unreplicated(name, confirmed)
         return reply
+
+    def _unreplicated(self, name: str, confirmed: int) -> str:
+        required, timeout_ms = self._wait or (0, 0)
+        return (
+            f"only {confirmed} of {required} replica(s) confirmed {name!r} within "
+            f"{timeout_ms} ms: it is lost if the primary fails before it replicates"
+        )
+
+    def _warn_unreplicated(self, name: str, confirmed: int) -> None:
+        logger.warning("kew: %s", self._unreplicated(name, confirmed))
 
     def _fast_for(self, node: Redis) -> FastEval:
         """Redis Cluster: the fast path of one primary's client (connection errors reroute)."""
@@ -479,15 +488,17 @@ class RedisStore:
         args += [max_reclaims, dead_ms]
         wake = qk.wake.encode()
 
-        def send(fast: FastEval) -> Awaitable[tuple[Any, Any]]:
-            return fast.blpop_then_evalsha(wake, timeout, sha, keys, args, on_blocked)
+        def send(fast: FastEval) -> Awaitable[tuple[Any, Any, int | None]]:
+            return fast.blpop_then_evalsha(wake, timeout, sha, keys, args, on_blocked, self._wait)
 
         if self._fast is not None:
-            popped, reply = await self._call(send(self._fast))
+            popped, reply, confirmed = await self._call(send(self._fast))
         else:
-            popped, reply = await self._call(
+            popped, reply, confirmed = await self._call(
                 self.client.call(wake, lambda node: send(self._fast_for(node)))
             )
+        if confirmed is not None and self._wait is not None and confirmed < self._wait[0]:
+            self._warn_unreplicated("claim", confirmed)
         if isinstance(reply, rexc.NoScriptError):
             reply = await self._run("claim", keys, args)  # loads it; the token is consumed
         elif isinstance(reply, rexc.ResponseError):

@@ -207,7 +207,8 @@ class FastEval:
         keys: Sequence[str | bytes],
         args: Sequence[Arg],
         on_blocked: Callable[[int], None],
-    ) -> tuple[Any, Any]:
+        wait: tuple[int, int] | None = None,
+    ) -> tuple[Any, Any, int | None]:
         """Block on ``key`` (BLPOP) and run a script the moment the wait ends, in one round trip.
 
         The three commands ``CLIENT ID``, ``BLPOP key timeout`` and ``EVALSHA ...`` go out
@@ -216,9 +217,12 @@ class FastEval:
         gets the connection's client id while it blocks, so ``CLIENT UNBLOCK`` can end the wait
         early (shutdown); it is not called when an ACL refuses ``CLIENT ID``.
 
+        With ``wait`` = (replicas, timeout ms), ``WAIT`` follows the script on the connection.
+
         Returns:
             (what BLPOP returned, None on timeout; the script's reply, or the ResponseError
-            instance it answered with, e.g. NoScriptError).
+            instance it answered with, e.g. NoScriptError; the replicas WAIT counted, or None
+            without ``wait``).
 
         Raises:
             redis.exceptions.ConnectionError / TimeoutError: the connection failed (dropped).
@@ -229,16 +233,18 @@ class FastEval:
             pack("CLIENT", "ID")
             + pack("BLPOP", key, max(0.001, round(timeout, 3)))
             + pack_evalsha(sha, keys, args)
+            + (pack("WAIT", *wait) if wait is not None else b"")
         )
 
         def blocked(client_id: Any) -> None:
             if not isinstance(client_id, rexc.ResponseError):  # an ACL may refuse CLIENT ID
                 on_blocked(int(client_id))
 
-        out = await self._exchange(packed, 3, blocked)
+        out = await self._exchange(packed, 3 if wait is None else 4, blocked)
         if out is None:
             raise rexc.ConnectionError("the blocking wait's connection failed")
-        return _raise_error(out[1]), out[2]
+        confirmed = None if wait is None else int(_raise_error(out[3]))
+        return _raise_error(out[1]), out[2], confirmed
 
 
 def _raise_error(reply: Any) -> Any:

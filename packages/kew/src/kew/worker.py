@@ -589,7 +589,10 @@ class QueueWorker:
                 self.cancel_local(task_id)
             for task_id in lost:
                 run = self._runs.get(task_id)
-                if run is not None and run.task is not None:
+                # a run writing its outcome is not cancelled: its lease may be "gone" because
+                # that very write landed (a reply lost in a failover); the write itself reports
+                # OK, or LEASE_LOST if the task was really taken over
+                if run is not None and run.task is not None and not run.writing_outcome:
                     logger.warning("kew: lease of %s was taken over; cancelling this run", task_id)
                     run.lease_lost = True
                     run.task.cancel()

@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="comma-separated libraries (default: "
         + ",".join(lib.name for lib in LIBRARIES if lib.default)
-        + "; also kew-redis5)",
+        + ")",
     )
     p.add_argument(
         "--scenarios",

@@ -49,8 +49,11 @@ def _observed(bar: dict[str, Any], s: Summary) -> tuple[float | None, str]:
     if against == "fastest":
         r = s.fastest.get(fig)
         return (None, "no peer measured") if r is None else (r.median, "vs best peer per round")
-    r = s.ratios.get(against, {}).get(fig)
-    return (None, f"{against} not measured") if r is None else (r.median, f"vs {against}")
+    variant = bar.get("kew", KEW)
+    table = s.ratios if variant == KEW else s.variant_ratios.get(variant, {})
+    r = table.get(against, {}).get(fig)
+    label = f"vs {against}" if variant == KEW else f"{variant} vs {against}"
+    return (None, f"{variant} or {against} not measured") if r is None else (r.median, label)
 
 
 def check(s: Summary, bars: list[dict[str, Any]] | None = None) -> list[Verdict]:
@@ -64,7 +67,7 @@ def check(s: Summary, bars: list[dict[str, Any]] | None = None) -> list[Verdict]
         else:
             bound = f"<= {bar['at_most']:g}"
             ok = value is not None and value <= bar["at_most"]
-        kew_missing = s.figures.get(KEW, {}).get(bar["figure"]) is None
+        kew_missing = s.figures.get(bar.get("kew", KEW), {}).get(bar["figure"]) is None
         if value is None and not kew_missing and not bar.get("required", False):
             status = "skipped"
         else:

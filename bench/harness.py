@@ -4,6 +4,10 @@ Within a round every scenario runs for each library in turn (A B C, A B C...), o
 server, flushed between measurements when the run owns it; the machine's ceilings are
 measured in every round too. A library whose environment cannot be made is skipped with the
 reason; a measurement that fails or times out is recorded as such and the run goes on.
+
+A scenario marked ``cluster`` (scale) runs twice per measurement, on the run's Redis and on a
+3-master Redis Cluster started for it and torn down after it, in alternating order from round
+to round; both figures and their ratio go into one record.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from kew_testkit import RedisServerError
+
 from .envs import ROOT, Env, EnvError, env_for
 from .peers import Library
-from .scenarios import BY_ID, Scenario
-from .server import Server, redis_benchmark
+from .scenarios import BY_ID, SCALE_QUEUES, Scenario
+from .server import ClusterServer, Server, redis_benchmark, start_cluster
 
 __all__ = ["Plan", "run_plan"]
 
@@ -74,6 +80,8 @@ class Plan:
             p["window"] = max(20.0, 10 * self.recovery) + (10.0 if self.full else 0.0)
         if sc.id == "drain":
             p["warmup"] = 0
+        if sc.cluster:
+            p["wait"] = 200.0 if self.full else 90.0  # seconds from the last submit to the end
         return p
 
 
@@ -138,38 +146,102 @@ class _Runner:
         self.ceilings: list[dict[str, Any]] = []
         self.unsupported: set[tuple[str, str]] = set()
 
-    def measure(self, lib: Library, sc: Scenario, rnd: int) -> None:
+    def _run(
+        self, lib: Library, sc: Scenario, params: dict[str, Any], server: Server | ClusterServer
+    ) -> tuple[dict[str, Any] | None, str, float, dict[str, int]]:
+        """One driver process on ``server``: (result or None, error, wall seconds, commands)."""
         plan = self.plan
         env = plan.envs[lib.name]
-        params = plan.params(sc)
         queue = f"b{uuid.uuid4().hex[:10]}"
-        argv = [env.python, "-m", lib.module, "run", "--url", self.server.url, "--queue", queue]
+        argv = [env.python, "-m", lib.module, "run", "--url", server.url, "--queue", queue]
         argv += ["--scenario", sc.id, "--params", json.dumps(params)]
         argv += ["--concurrency", str(plan.concurrency), "--variant", lib.variant]
         if sc.id == "crash":
             argv += ["--recovery", str(plan.recovery)]
         if plan.uvloop:
             argv.append("--uvloop")
-        self.server.flush()
-        before = self.server.command_calls()
+        server.flush()
+        before = server.command_calls()
         t0 = time.monotonic()
         result, error = _run_process(argv, sc.timeout[1 if plan.full else 0])
         wall = time.monotonic() - t0
-        cmds = _commands(before, self.server.command_calls())
-        rec: dict[str, Any] = {
+        return result, error, wall, _commands(before, server.command_calls())
+
+    def measure(self, lib: Library, sc: Scenario, rnd: int) -> None:
+        params = self.plan.params(sc)
+        if sc.cluster:
+            rec = self._measure_single_and_cluster(lib, sc, rnd, params)
+        else:
+            result, error, wall, cmds = self._run(lib, sc, params, self.server)
+            rec = {
+                "library": lib.name,
+                "scenario": sc.id,
+                "round": rnd,
+                "params": params,
+                "result": result,
+                "error": error or None,
+                "wall_s": wall,
+                "commands": cmds,
+            }
+        result = rec["result"]
+        if result is not None and "unsupported" in result:
+            self.unsupported.add((lib.name, sc.id))
+        self.records.append(rec)
+        self.log(_describe(rec))
+
+    def _on_cluster(
+        self, lib: Library, sc: Scenario, params: dict[str, Any]
+    ) -> tuple[tuple[dict[str, Any] | None, str, float, dict[str, int]], dict[str, Any]]:
+        """The measurement on a cluster started for it: (what _run returns, cluster facts)."""
+        t0 = time.monotonic()
+        try:
+            with start_cluster(3) as cluster:
+                facts: dict[str, Any] = {
+                    "describe": cluster.describe,
+                    "version": cluster.version,
+                    "start_s": time.monotonic() - t0,
+                    "spread": cluster.spread(SCALE_QUEUES),
+                }
+                return self._run(lib, sc, params, cluster), facts
+        except (RedisServerError, TimeoutError, OSError) as exc:
+            return (None, f"cannot start a Redis Cluster: {exc}", 0.0, {}), {}
+
+    def _measure_single_and_cluster(
+        self, lib: Library, sc: Scenario, rnd: int, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Run ``sc`` on the run's Redis and on a 3-master cluster; one record with both."""
+        runs: dict[str, tuple[dict[str, Any] | None, str, float, dict[str, int]]] = {}
+        cluster: dict[str, Any] = {}
+        for target in ("single", "cluster") if rnd % 2 else ("cluster", "single"):
+            if target == "single":
+                runs[target] = self._run(lib, sc, params, self.server)
+            else:
+                runs[target], cluster = self._on_cluster(lib, sc, params)
+        single, on_cluster = runs["single"][0], runs["cluster"][0]
+        errors = [f"{label}: {runs[t][1]}" for t, label in _TARGETS.items() if runs[t][0] is None]
+        unsupported = next((r for r in (single, on_cluster) if r and "unsupported" in r), None)
+        result: dict[str, Any] | None = unsupported
+        if result is None and (single or on_cluster):
+            result = {}
+            for t, r in (("single", single), ("cluster", on_cluster)):
+                for key in ("rate", "seconds", "submit_s"):
+                    if r is not None and key in r:
+                        result[f"{t}_{key}"] = r[key]
+            if single and on_cluster and single["rate"] > 0:
+                result["cluster_ratio"] = on_cluster["rate"] / single["rate"]
+            result["runs"] = {"single": single, "cluster": on_cluster}
+            result["cluster"] = cluster
+        return {
             "library": lib.name,
             "scenario": sc.id,
             "round": rnd,
             "params": params,
             "result": result,
-            "error": error or None,
-            "wall_s": wall,
-            "commands": cmds,
+            "error": "; ".join(errors) or None,
+            "wall_s": runs["single"][2] + runs["cluster"][2],
+            "commands": runs["single"][3],
+            "commands_cluster": runs["cluster"][3],
         }
-        if result is not None and "unsupported" in result:
-            self.unsupported.add((lib.name, sc.id))
-        self.records.append(rec)
-        self.log(_describe(rec))
 
     def ceiling(self, rnd: int) -> None:
         plan = self.plan
@@ -195,11 +267,16 @@ class _Runner:
     def applies(self, lib: Library, sc: Scenario, rnd: int) -> bool:
         if lib.worker_only and not sc.worker_scenario:
             return False
+        if sc.cluster and not lib.is_kew:  # no peer here runs on Redis Cluster
+            return False
         if sc.id == "crash" and (
             rnd > self.plan.crash_rounds or not (lib.is_kew or self.plan.crash_peers)
         ):
             return False
         return (lib.name, sc.id) not in self.unsupported
+
+
+_TARGETS = {"single": "1 Redis", "cluster": "3-master cluster"}
 
 
 def _brief_ceiling(row: dict[str, Any]) -> str:
@@ -220,6 +297,8 @@ def _describe(rec: dict[str, Any]) -> str:
     r = rec["result"]
     if r is None:
         return f"{head} FAILED: {rec['error']}"
+    if rec["error"]:
+        head += f" (FAILED {rec['error'][:200]})"
     if "unsupported" in r:
         return f"{head} n/a ({r['unsupported']})"
     sc = BY_ID[rec["scenario"]]

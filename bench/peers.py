@@ -85,7 +85,6 @@ LIBRARIES: tuple[Library, ...] = (
         "bench.drivers.kew",
         ("redis[hiredis]>=5.2,<6", "cloudpickle>=3.0"),
         editable=("packages/kew",),
-        default=False,
         note="this checkout on redis-py 5.x",
     ),
 )

@@ -8,19 +8,21 @@ The catalogue (:data:`SCENARIOS`) tells the harness what to run and how to read 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import re
 import tempfile
 import time
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from bench.drivers import tasks
 from bench.drivers.base import Counter, Driver, Options, Unsupported, WorkerProcs, peak_rss_mib
 
-__all__ = ["SCENARIOS", "Metric", "Scenario", "run_scenario"]
+__all__ = ["SCALE_QUEUES", "SCENARIOS", "Metric", "Scenario", "run_scenario"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class Scenario:
         worker_scenario: True when it needs a running worker (so polling variants matter).
         timeout: seconds the harness lets one measurement run (quick, full).
         quick: part of the quick run (``python -m bench`` without ``--full``).
+        cluster: measured twice per round by the harness, on the run's Redis and on a 3-master
+            Redis Cluster it starts (figures ``single_rate``, ``cluster_rate``,
+            ``cluster_ratio``); kew only (no peer runs on Redis Cluster).
     """
 
     id: str
@@ -66,6 +71,7 @@ class Scenario:
     worker_scenario: bool = True
     timeout: tuple[float, float] = (120.0, 300.0)
     quick: bool = True
+    cluster: bool = False
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -114,7 +120,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "pickup",
         "pickup latency of an idle worker",
-        (200, 200),
+        (100, 200),
         (
             Metric("p50_ms", "pickup p50", "ms", False),
             Metric("p99_ms", "pickup p99", "ms", False),
@@ -134,7 +140,30 @@ SCENARIOS: tuple[Scenario, ...] = (
         workers=2,
         timeout=(120.0, 180.0),
     ),
+    Scenario(
+        "scale",
+        "8 queues x 4 worker processes",
+        (20000, 100000),  # 1 Redis: about 1.5 s / 7 s here; the cluster: about 5 s / 20 s
+        (
+            Metric("single_rate", "1 Redis", "tasks/s", True),
+            Metric("cluster_rate", "3-master Redis Cluster", "tasks/s", True),
+            Metric("cluster_ratio", "cluster / 1 Redis", "x", True),
+        ),
+        workers=4,
+        timeout=(150.0, 300.0),
+        quick=False,
+        cluster=True,
+    ),
 )
+
+# The scale scenario's queues. kew keeps every key of a queue in the hash slot of its name
+# (``<ns>:{<queue>}:...``), and ``redis-cli --cluster create`` gives 3 masters the slots
+# 0-5460, 5461-10922 and 10923-16383, so these names land 3 / 3 / 2 on the masters (CRC16 slot
+# q0 3387, q4 3519, q8 3123 | q1 7450, q5 7582, q9 7186 | q2 11641, q3 15704), as evenly as 8
+# queues go on 3 masters (q0..q7 would put 4 on the third). The harness checks this against the
+# cluster it starts (``master_of``) and records the spread with the figures.
+SCALE_QUEUES: tuple[str, ...] = ("q0", "q1", "q2", "q3", "q4", "q5", "q8", "q9")
+SCALE_CHUNK = 100  # tasks per submit_tasks call; one call per queue at a time, gathered
 
 BY_ID = {s.id: s for s in SCENARIOS}
 
@@ -320,6 +349,91 @@ async def e2e_processes(
     return await _closing(d, body)
 
 
+async def _until_done(done: Counter, target: int, timeout: float, stall: float) -> None:
+    """Wait until ``done`` reaches ``target``; TimeoutError after ``timeout`` seconds, or once
+    ``stall`` seconds pass without one more task finishing (a hang costs a minute, not all of
+    ``timeout``)."""
+    start = last_change = time.monotonic()
+    seen = done.count
+    while done.count < target:
+        now = time.monotonic()
+        if done.count != seen:
+            seen, last_change = done.count, now
+        if now - start > timeout or now - last_change > stall:
+            why = f"none for the last {stall:.0f} s" if now - start <= timeout else "timed out"
+            raise TimeoutError(
+                f"{done.count} of {target} tasks finished in {now - start:.0f} s ({why})"
+            )
+        with contextlib.suppress(TimeoutError):
+            await done.wait_for(target, 0.5)
+
+
+def _digest(stderr: str) -> str:
+    """Worker stderr on one line: repeated kinds of lines counted, not repeated."""
+    kinds: Tally[str] = Tally()
+    for line in stderr.replace(" | ", "\n").splitlines():
+        line = line.strip()
+        if "no signing_key" in line or not line:
+            continue
+        kinds[re.sub(r"\b\S*-[a-z]\d+\b", "<task>", line)] += 1
+    return "; ".join(f"{k} (x{n})" if n > 1 else k for k, n in kinds.most_common(6)) or "nothing"
+
+
+async def scale(make: Callable[[], Driver], p: dict[str, Any], opts: Options) -> dict[str, Any]:
+    """``n`` no-op tasks round-robin over the queues of ``opts.queues``, consumed by
+    ``workers`` processes that each consume every queue; from the first submit until every
+    result is stored.
+
+    The producer sends the tasks in rounds: per round one ``submit_batch_to`` of
+    :data:`SCALE_CHUNK` tasks to each queue, the queues' calls gathered (they go to different
+    masters on a cluster); the workers start on the first round while the next ones go out.
+    """
+    d = make()
+    await d.connect("producer")
+    procs = WorkerProcs(opts, p["workers"])
+    queues = opts.queues
+
+    async def submit(keys: list[str]) -> None:
+        per_queue = [keys[i :: len(queues)] for i in range(len(queues))]  # task i -> queue i % 8
+        for start in range(0, max(len(k) for k in per_queue), SCALE_CHUNK):
+            await asyncio.gather(
+                *(
+                    d.submit_batch_to(q, ks[start : start + SCALE_CHUNK], "noop")
+                    for q, ks in zip(queues, per_queue, strict=True)
+                    if ks[start : start + SCALE_CHUNK]
+                )
+            )
+
+    async def body() -> dict[str, Any]:
+        await procs.start()
+        try:
+            warm = p["warmup"]
+            try:
+                await submit(_keys("w", warm))
+            except Unsupported as exc:
+                return {"unsupported": str(exc)}
+            await procs.done.wait_for(warm, TIMEOUT)
+            t0 = time.perf_counter()
+            await submit(_keys("t", p["n"]))
+            t_submitted = time.perf_counter() - t0
+            await _until_done(procs.done, warm + p["n"], p["wait"], p["stall"])
+            dt = time.perf_counter() - t0
+        except TimeoutError as exc:
+            raise RuntimeError(f"{exc}; workers said: {_digest(procs.stderr(None))}") from None
+        finally:
+            await procs.stop()
+        rss = [e["rss_mib"] for e in procs.exits]
+        return {
+            "rate": p["n"] / dt,
+            "seconds": dt,
+            "submit_s": t_submitted,
+            "queues": list(queues),
+            "worker_rss_mib": max(rss, default=None),
+        }
+
+    return await _closing(d, body)
+
+
 async def pickup(make: Callable[[], Driver], p: dict[str, Any]) -> dict[str, Any]:
     """An idle worker in this loop; time from calling submit to the task starting.
 
@@ -426,6 +540,8 @@ async def run_scenario(
 
     global _run_tag
     _run_tag = opts.queue
+    if scenario == "scale":
+        opts = replace(opts, queues=SCALE_QUEUES)
 
     def make() -> Driver:
         return driver_cls(opts)
@@ -436,6 +552,8 @@ async def run_scenario(
         result = await e2e_processes(make, p, opts)
     elif scenario == "crash":
         result = await crash(make, p, opts)
+    elif scenario == "scale":
+        result = await scale(make, {"wait": TIMEOUT, "stall": 60.0, **p}, opts)
     else:
         fn = {
             "enqueue_seq": enqueue_seq,

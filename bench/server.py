@@ -4,6 +4,10 @@ Without ``--redis-url`` the run starts its own throwaway ``redis-server`` throug
 (a free loopback port, persistence off) and flushes it between measurements, since it is ours.
 A server given by URL is never flushed: each measurement then works under fresh names, and
 leftover keys stay.
+
+The scale scenario also needs a Redis Cluster: :func:`start_cluster` starts 3 local masters
+through kew-testkit for one measurement and tears them down after it, whatever ``--redis-url``
+says (it is always ours, so it is flushed too).
 """
 
 from __future__ import annotations
@@ -13,16 +17,16 @@ import csv
 import io
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis
-from kew_testkit import BackendUnavailableError, TestkitConfig
+from kew_testkit import BackendUnavailableError, RedisClusterServer, TestkitConfig
 from kew_testkit import redis_server as testkit_server
 
-__all__ = ["Server", "acquire", "redis_benchmark"]
+__all__ = ["ClusterServer", "Server", "acquire", "redis_benchmark", "start_cluster"]
 
 _IGNORED = {"info", "flushall", "ping", "client|setname", "hello"}  # the harness's own calls
 
@@ -72,6 +76,69 @@ class Server:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._client.close()
+
+
+class ClusterServer:
+    """A Redis Cluster this run started (see :func:`start_cluster`); quacks like :class:`Server`
+    for what a measurement needs: ``url``, ``flush()``, ``command_calls()``.
+    """
+
+    owned = True
+
+    def __init__(self, cluster: RedisClusterServer) -> None:
+        self._cluster = cluster
+        self.url = cluster.url
+        self.version = cluster.version or "?"
+        self.describe = cluster.describe()
+        self._clients: list[Any] = [
+            redis.Redis(host=host, port=port, socket_timeout=30) for host, port in cluster.masters
+        ]
+
+    def flush(self) -> None:
+        """FLUSHALL on every master (never on port 6379)."""
+        if any(port == 6379 for _, port in self._cluster.masters):
+            raise RuntimeError("refusing to FLUSHALL a server on port 6379")
+        for client in self._clients:
+            client.flushall()
+
+    def command_calls(self) -> dict[str, int]:
+        """``{command: calls}`` summed over the masters (INFO commandstats)."""
+        out: dict[str, int] = {}
+        for client in self._clients:
+            for name, fields in client.info("commandstats").items():
+                cmd = name.removeprefix("cmdstat_")
+                if cmd not in _IGNORED and cmd != "cluster":
+                    out[cmd] = out.get(cmd, 0) + int(fields["calls"])
+        return out
+
+    def spread(self, queues: Sequence[str]) -> dict[str, list[str]]:
+        """``{"host:port": [queue, ...]}``: the master serving each queue's hash tag."""
+        out: dict[str, list[str]] = {f"{h}:{p}": [] for h, p in self._cluster.masters}
+        for q in queues:
+            host, port = self._cluster.master_of("{" + q + "}")
+            out.setdefault(f"{host}:{port}", []).append(q)
+        return out
+
+    def close(self) -> None:
+        for client in self._clients:
+            with contextlib.suppress(Exception):
+                client.close()
+
+
+@contextlib.contextmanager
+def start_cluster(masters: int = 3) -> Iterator[ClusterServer]:
+    """A fresh Redis Cluster of ``masters`` local masters, no replicas, stopped on exit.
+
+    Raises:
+        kew_testkit.RedisServerError, TimeoutError: it could not start (nothing is left
+            running).
+    """
+    with RedisClusterServer(masters=masters, replicas=0) as cluster:
+        server = ClusterServer(cluster)
+        try:
+            yield server
+        finally:
+            server.close()
 
 
 def _version(url: str) -> str:

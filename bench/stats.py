@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .scenarios import BY_ID, SCENARIOS, Metric
@@ -119,6 +119,8 @@ class Summary:
         shares: ``{figure: Range}`` of kew's figure as a fraction of its ceiling.
         commands: ``{library: {scenario: commands per task}}`` (median over rounds).
         peers: the libraries compared with kew.
+        variant_ratios: ``{kew variant: {peer: {figure: Range}}}`` for the other kew
+            configurations measured (``kew-redis5``), as ``ratios`` is for ``kew``.
     """
 
     figures: dict[str, dict[str, Range]]
@@ -128,6 +130,7 @@ class Summary:
     shares: dict[str, Range]
     commands: dict[str, dict[str, float]]
     peers: list[str]
+    variant_ratios: dict[str, dict[str, dict[str, Range]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         def conv(d: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +144,7 @@ class Summary:
             "shares": conv(self.shares),
             "commands": self.commands,
             "peers": self.peers,
+            "variant_ratios": conv(self.variant_ratios),
         }
 
 
@@ -156,25 +160,19 @@ def _commands(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return {lib: {sc: statistics.median(v) for sc, v in scs.items()} for lib, scs in per.items()}
 
 
-def summarize(doc: dict[str, Any]) -> Summary:
-    """Summarize a run document (see :func:`bench.harness.run_plan`)."""
-    per = _per_round(doc["records"])
-    libs = list(doc["libraries"])
-    peers = [lib for lib in libs if not lib.startswith(KEW)]
-    figures = {
-        lib: {key: r for key, vals in per.get(lib, {}).items() if (r := Range.of(vals.values()))}
-        for lib in libs
-    }
-    kew = per.get(KEW, {})
+def _advantages(
+    per: dict[str, dict[str, dict[int, float]]], kew_lib: str, peers: list[str]
+) -> tuple[dict[str, dict[str, Range]], dict[str, Range]]:
+    """``kew_lib``'s per-round advantage over each peer, and over the best peer of each round."""
+    kew = per.get(kew_lib, {})
     ratio_lists: dict[str, dict[str, list[float]]] = {}
     fastest: dict[str, Range] = {}
     for key in figure_keys():
         m = metric_of(key)
         if key.startswith("crash."):
             continue
-        kv = kew.get(key, {})
         best_adv: list[float] = []
-        for rnd, kval in kv.items():
+        for rnd, kval in kew.get(key, {}).items():
             advs = []
             for p in peers:
                 pv = per.get(p, {}).get(key, {}).get(rnd)
@@ -189,6 +187,20 @@ def summarize(doc: dict[str, Any]) -> Summary:
         p: {k: r for k, v in d.items() if (r := Range.of(v)) is not None}
         for p, d in ratio_lists.items()
     }
+    return ratios, fastest
+
+
+def summarize(doc: dict[str, Any]) -> Summary:
+    """Summarize a run document (see :func:`bench.harness.run_plan`)."""
+    per = _per_round(doc["records"])
+    libs = list(doc["libraries"])
+    peers = [lib for lib in libs if not lib.startswith(KEW)]
+    figures = {
+        lib: {key: r for key, vals in per.get(lib, {}).items() if (r := Range.of(vals.values()))}
+        for lib in libs
+    }
+    ratios, fastest = _advantages(per, KEW, peers)
+    variants = {v: _advantages(per, v, peers)[0] for v in libs if v.startswith(KEW) and v != KEW}
     ceilings: dict[str, dict[str, Range]] = {}
     shares: dict[str, Range] = {}
     for env in [KEW, "kew-redis5"]:
@@ -201,4 +213,6 @@ def summarize(doc: dict[str, Any]) -> Summary:
             fr = [kvals[rnd] / cv[ceil][rnd] for rnd in kvals if rnd in cv.get(ceil, {})]
             if (r := Range.of(fr)) is not None:
                 shares[key if env == KEW else f"{env}:{key}"] = r
-    return Summary(figures, ratios, fastest, ceilings, shares, _commands(doc["records"]), peers)
+    return Summary(
+        figures, ratios, fastest, ceilings, shares, _commands(doc["records"]), peers, variants
+    )

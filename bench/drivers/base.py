@@ -1,9 +1,10 @@
 """The driver interface, the driver command line and worker subprocesses (standard library only).
 
 A driver adapts one library to five calls: ``connect(role)``, ``submit(key, task)``,
-``submit_batch(keys, task)``, ``start_worker(on_done)`` and ``close()``. Every scenario in
-:mod:`bench.scenarios` is written once against these calls, so each library runs exactly the
-same measurement code.
+``submit_batch(keys, task)``, ``start_worker(on_done)`` and ``close()`` (plus
+``submit_batch_to(queue, keys, task)`` for the scale scenario's several queues, kew only).
+Every scenario in :mod:`bench.scenarios` is written once against these calls, so each library
+runs exactly the same measurement code.
 
 Command line (run inside the library's own environment, from the repository root)::
 
@@ -65,6 +66,10 @@ class Options:
         variant: library-specific flavour (e.g. arq's ``fast`` polls every 10 ms).
         recovery: seconds after which a dead worker's tasks may run elsewhere (lease,
             visibility or stall timeout); 0 keeps the library's default.
+        queues: several queues, all consumed by every worker process of this measurement (the
+            scale scenario). Their names are fixed (chosen for how they spread over a cluster's
+            hash slots), so ``queue`` then only tags the measurement (kew puts it in its
+            namespace). Empty: the one queue ``queue``.
     """
 
     url: str
@@ -72,6 +77,7 @@ class Options:
     concurrency: int = 50
     variant: str = ""
     recovery: float = 0.0
+    queues: tuple[str, ...] = ()
 
 
 class Driver:
@@ -106,9 +112,13 @@ class Driver:
         """Enqueue many tasks through the library's batch API."""
         raise Unsupported("no batch enqueue API")
 
+    async def submit_batch_to(self, queue: str, keys: Sequence[str], task: str) -> None:
+        """Enqueue many tasks into ``queue``, one of ``opts.queues`` (batch API)."""
+        raise Unsupported("no several queues per process in this driver")
+
     async def start_worker(self, on_done: Callable[[], None]) -> None:
-        """Start consuming in this event loop; call ``on_done()`` once per task whose result is
-        stored."""
+        """Start consuming in this event loop (every queue of ``opts.queues`` when set); call
+        ``on_done()`` once per task whose result is stored."""
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -194,6 +204,8 @@ class WorkerProcs:
         argv = [sys.executable, "-m", module, "worker", "--url", o.url, "--queue", o.queue]
         argv += ["--concurrency", str(o.concurrency), "--variant", o.variant]
         argv += ["--recovery", str(o.recovery)]
+        if o.queues:
+            argv += ["--queues", ",".join(o.queues)]
         if _uvloop:
             argv.append("--uvloop")
         if self.record_dir is not None:
@@ -239,13 +251,13 @@ class WorkerProcs:
         if not self._ready[i].done():
             self._ready[i].set_exception(RuntimeError(f"worker {i} exited: {self.stderr()}"))
 
-    def stderr(self) -> str:
-        """The tail of every worker's stderr (for error messages)."""
+    def stderr(self, tail: int | None = 1500) -> str:
+        """The last ``tail`` characters (None: all) of every worker's stderr (for errors)."""
         parts = []
         for f in sorted(self._logdir.glob("*.err")):
             text = f.read_text(errors="replace").strip()
             if text:
-                parts.append(f"[{f.stem}] {text[-1500:]}")
+                parts.append(f"[{f.stem}] {text if tail is None else text[-tail:]}")
         return " | ".join(parts) or "(no stderr)"
 
     def busiest(self) -> int:
@@ -289,6 +301,7 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--concurrency", type=int, default=50)
         s.add_argument("--variant", default="")
         s.add_argument("--recovery", type=float, default=0.0)
+        s.add_argument("--queues", default="", help="comma-separated queues (scale scenario)")
         s.add_argument("--uvloop", action="store_true")
     run = sub.choices["run"]
     run.add_argument("--scenario", required=True)
@@ -348,7 +361,8 @@ def main(driver_cls: type[Driver]) -> None:
     global _uvloop
     _uvloop = args.uvloop
     _raise_nofile()
-    opts = Options(args.url, args.queue, args.concurrency, args.variant, args.recovery)
+    queues = tuple(q for q in args.queues.split(",") if q)
+    opts = Options(args.url, args.queue, args.concurrency, args.variant, args.recovery, queues)
     run = _event_loop_runner(args.uvloop)
     if args.cmd == "worker":
         if args.record:

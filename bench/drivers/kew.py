@@ -6,6 +6,11 @@ process that must only submit (the producer of the multi-process scenarios, the 
 drain) therefore stops its consumer at once through ``manager.queues[name].worker.stop()``;
 the report lists this as a gap.
 
+With several queues (``opts.queues``, the scale scenario) one manager creates every queue, and
+the namespace carries the measurement's tag, since the queue names are fixed (their hash tags
+decide which cluster master serves them). A ``redis+cluster://`` URL works the same way: kew
+routes each queue to the master of its slot.
+
 Runs in the workspace environment: ``uv run python -m bench.drivers.kew ...``.
 """
 
@@ -32,9 +37,12 @@ class KewDriver(Driver):
         self._role = ""
         self._on_done: Callable[[], None] | None = None
 
-    def _config(self) -> QueueConfig:
+    def _names(self) -> tuple[str, ...]:
+        return self.opts.queues or (self.opts.queue,)
+
+    def _config(self, name: str) -> QueueConfig:
         return QueueConfig(
-            name=self.opts.queue,
+            name=name,
             max_workers=self.opts.concurrency,
             max_size=_MAX_SIZE,
             task_timeout=60,
@@ -45,15 +53,17 @@ class KewDriver(Driver):
             self._on_done()
 
     async def connect(self, role: str) -> None:
-        kwargs: dict[str, Any] = {"namespace": "kewbench"}
+        ns = f"kewbench-{self.opts.queue}" if self.opts.queues else "kewbench"
+        kwargs: dict[str, Any] = {"namespace": ns}
         if self.opts.recovery:
             kwargs["lease_timeout"] = self.opts.recovery
         self.manager = TaskQueueManager(self.opts.url, on_task_complete=self._completed, **kwargs)
         await self.manager.initialize()
         self._role = role
         if role == "producer":
-            await self.manager.create_queue(self._config())
-            await self.manager.queues[self.opts.queue].worker.stop(wait=False, timeout=0)
+            for name in self._names():
+                await self.manager.create_queue(self._config(name))
+                await self.manager.queues[name].worker.stop(wait=False, timeout=0)
 
     async def submit(self, key: str, task: str) -> None:
         assert self.manager is not None
@@ -62,17 +72,20 @@ class KewDriver(Driver):
         )
 
     async def submit_batch(self, keys: Sequence[str], task: str) -> None:
+        await self.submit_batch_to(self.opts.queue, keys, task)
+
+    async def submit_batch_to(self, queue: str, keys: Sequence[str], task: str) -> None:
         assert self.manager is not None
         fn = tasks.TASKS[task]
         await self.manager.submit_tasks(
-            self.opts.queue,
-            [{"task_id": k, "task_type": task, "task_func": fn, "args": (k,)} for k in keys],
+            queue, [{"task_id": k, "task_type": task, "task_func": fn, "args": (k,)} for k in keys]
         )
 
     async def start_worker(self, on_done: Callable[[], None]) -> None:
         assert self.manager is not None
         self._on_done = on_done
-        await self.manager.create_queue(self._config())
+        for name in self._names():
+            await self.manager.create_queue(self._config(name))
 
     async def close(self) -> None:
         if self.manager is not None:

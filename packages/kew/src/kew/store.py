@@ -356,9 +356,11 @@ class RedisStore:
         the other queues live in other slots, so before it runs this checks them in two
         pipelined rounds: (1) ``SET <ns>:{}:id:<id> <queue> NX PX`` claims each id for this
         queue for ``ID_CLAIM_MS`` (a concurrent submit of the same id to another queue finds
-        the claim and is refused), with the namespace's queue names; (2) ``EXISTS`` of the id
-        in every other queue. A claim is left to expire rather than deleted, so an id whose
-        submit failed stays refused in *other* queues for up to a minute. On one Redis the
+        the claim and is refused), with the namespace's queue names; (2) one ``EXISTS`` of all
+        the ids per other queue (their id keys share that queue's slot), and, only for a queue
+        that holds some, one per id to tell which. A claim is left to expire rather than
+        deleted, so an id whose submit failed stays refused in *other* queues for up to a
+        minute. On one Redis the
         submit script does all of this atomically and this method is not called.
 
         Raises:
@@ -375,14 +377,30 @@ class RedisStore:
         taken = {t for t, h in zip(task_ids, holders, strict=True) if h not in (None, queue)}
         others = [QueueKeys(qk.namespace, n.decode()) for n in names if n != queue]
         check = [t for t in task_ids if t not in taken]
-        if others and check:
+        if not others or not check:
+            return taken
+        # one EXISTS per other queue (a queue's id keys share its slot), slices of 1000 ids;
+        # only a queue that holds some of them is asked id by id
+        slices = [check[i : i + 1000] for i in range(0, len(check), 1000)]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for other in others:
+                for part in slices:
+                    pipe.exists(*[other.queue_id_prefix + t for t in part])
+            counts = await self._call(pipe.execute())
+        holders_of = [
+            o for i, o in enumerate(others) if any(counts[i * len(slices) : (i + 1) * len(slices)])
+        ]
+        if holders_of:
             async with self.client.pipeline(transaction=False) as pipe:
-                for task_id in check:
-                    for other in others:
+                for other in holders_of:
+                    for task_id in check:
                         pipe.exists(other.queue_id_prefix + task_id)
                 found = await self._call(pipe.execute())
-            n = len(others)
-            taken.update(t for i, t in enumerate(check) if any(found[i * n : (i + 1) * n]))
+            n = len(check)
+            for i in range(len(holders_of)):
+                taken.update(
+                    t for t, hit in zip(check, found[i * n : (i + 1) * n], strict=True) if hit
+                )
         return taken
 
     async def submit_atomic(

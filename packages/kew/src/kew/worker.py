@@ -262,7 +262,10 @@ class QueueWorker:
             if self._stopping or len(result.tasks) == asked:
                 continue
             # fewer than asked: the ready set was empty (or held back); a submit since then
-            # has left a wake-up token, so waiting now misses nothing
+            # has left a wake-up token, so waiting now misses nothing. The runs just started
+            # take their first step before the next wait is sent (pickup latency).
+            if result.tasks:
+                await asyncio.sleep(0)
             woken = await self._idle(result.next_due_ms, self._free_slots())
 
     async def _guarded(self, call: Awaitable[ClaimResult]) -> ClaimResult | None:

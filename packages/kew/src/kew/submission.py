@@ -260,6 +260,8 @@ class SubmitCoalescer:
             raise err
 
     def _error(self, code: int, row: TaskRow) -> TaskQueueError | None:
+        if code == 0:  # ScriptCode.OK, the common case, without building the enum
+            return None
         subject = self._keys.queue if code == ScriptCode.QUEUE_FULL else row.task_id
         return error_for_code(code, subject)
 

@@ -65,10 +65,34 @@ def pack(*command: Arg) -> bytes:
 def pack_evalsha(sha: str, keys: Sequence[str | bytes], args: Sequence[Arg]) -> bytes:
     """The RESP request ``EVALSHA sha numkeys *keys *args`` (pure).
 
+    The part before the arguments is packed once per (script, keys) and reused.
+
     Raises:
         TypeError: an argument of a type Redis does not take.
     """
-    return pack("EVALSHA", sha, len(keys), *keys, *args)
+    head = _heads.get((sha, *keys))
+    if head is None:
+        if len(_heads) > 4096:  # bounded: keys are per queue, and queues are few
+            _heads.clear()
+        head = _heads[(sha, *keys)] = b"".join(
+            _bulk(encode_arg(a)) for a in ("EVALSHA", sha, len(keys), *keys)
+        )
+    parts = [b"*%d\r\n" % (3 + len(keys) + len(args)), head]
+    for a in args:
+        # the common exact types first; encode_arg handles the rest (and refuses bools)
+        if type(a) is bytes:
+            data: bytes = a
+        elif type(a) is str:
+            data = a.encode()
+        elif type(a) is int:
+            data = b"%d" % a
+        else:
+            data = encode_arg(a)
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+_heads: dict[tuple[str | bytes, ...], bytes] = {}
 
 
 class FastEval:

@@ -5,7 +5,7 @@ a command's first key (redis-py's ``key_slot``: CRC16 of the hash tag) names a p
 slot map read with ``CLUSTER SLOTS``, and the command runs on that primary's plain asyncio
 client, whose connection pool redis-py keeps. On MOVED, ASK, TRYAGAIN, CLUSTERDOWN, READONLY or
 a dropped connection (a failover, a resharding) the map is read again and the command retried,
-for about 4 s in all, then the error is raised to the caller (whose own loops retry).
+for about 6 s in all, then the error is raised to the caller (whose own loops retry).
 
 Why not redis-py's asyncio ``RedisCluster``: from redis-py 7.1 to 8.1 (the newest at the time of
 writing) it hands one connection to two concurrent commands under load (commands then fail with
@@ -35,8 +35,8 @@ T = TypeVar("T")
 Address = tuple[str, int]
 
 # Seconds between attempts while the cluster heals (a failover with a 2 s node timeout takes
-# about 3 s to promote a replica).
-RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
+# 3 to 5 s to promote a replica): about 6 s in all.
+RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 2.0)
 SLOTS = 16384
 
 # Replies meaning "this node is not the one (or not ready)": read the slot map again and retry.
@@ -56,7 +56,7 @@ async def ride_out_failover(
     errors: tuple[type[BaseException], ...],
     between: Callable[[], Awaitable[None]] | None = None,
 ) -> T:
-    """Await ``attempt()``; on one of ``errors`` wait (RETRY_DELAYS, about 4 s in all), run
+    """Await ``attempt()``; on one of ``errors`` wait (RETRY_DELAYS, about 6 s in all), run
     ``between()`` (read the topology again) and try again. Used while a failover promotes a
     replica (Redis Cluster, Sentinel): a call made meanwhile succeeds late instead of failing.
 

@@ -70,7 +70,9 @@ class TaskQueueManager(ReadsMixin, AdminMixin):
     cooperate on the same queues; each runs at most ``max_workers`` tasks per queue.
 
     Args:
-        redis_url: ``redis://[user:pass@]host:port/db``, ``rediss://``, ``unix://`` or
+        redis_url: ``redis://[user:pass@]host:port/db``, ``rediss://``, ``unix://``,
+            ``redis+cluster://host:port[,host:port...]`` (Redis Cluster),
+            ``redis+sentinel://host:port[,...]/service[/db]`` (the primary Sentinel names), or
             ``memory://`` (embedded in-process Redis, needs ``kew[memory]``).
         cleanup_on_start: when True, ``initialize()`` deletes every key of this namespace
             (default False: a process joining a fleet must not wipe the others' work).
@@ -372,7 +374,8 @@ class TaskQueueManager(ReadsMixin, AdminMixin):
         """Submit one task; it runs in whichever process claims it first.
 
         Args:
-            task_id: unique id within the queue (non-empty str).
+            task_id: the task's id (non-empty str), unique across the queues of this namespace
+                while its record exists.
             queue_name: a queue created with ``create_queue`` in this manager.
             task_type: a label of the kind of task (str).
             task_func: async or sync callable; stored by reference when importable
@@ -390,10 +393,13 @@ class TaskQueueManager(ReadsMixin, AdminMixin):
             InvalidArgumentError: empty task_id, non-callable task_func, bad priority, both or
                 bad defer arguments.
             SerializationError: an argument cannot be serialized (nothing is written).
-            TaskAlreadyExistsError: a task with this id exists in the queue.
+            TaskAlreadyExistsError: a task with this id exists in a queue of this namespace.
             QueueProcessorError: the queue is full (max_size waiting tasks) or the manager is
                 not running.
-            KewConnectionError: Redis unreachable.
+            KewConnectionError: Redis unreachable (on Cluster or Sentinel: still unreachable
+                after about 6 s of retries while a failover runs).
+            NotReplicatedError: with ``wait_replicas``, fewer replicas confirmed the submit
+                in time (the task is queued on the primary).
         """
         queue = self._queue(queue_name)
         self._require_store()
@@ -427,8 +433,12 @@ class TaskQueueManager(ReadsMixin, AdminMixin):
         Raises:
             QueueNotFoundError, InvalidArgumentError, SerializationError: as ``submit_task``,
                 for any task of the batch (nothing is written).
-            TaskAlreadyExistsError: an id repeats in the batch or exists in the queue.
+            TaskAlreadyExistsError: an id repeats in the batch or exists in a queue of this
+                namespace.
             QueueProcessorError: the batch does not fit under max_size.
+            KewConnectionError: Redis unreachable (nothing of the batch is published).
+            NotReplicatedError: with ``wait_replicas``, fewer replicas confirmed the batch's
+                commit in time (the whole batch is queued on the primary).
         """
         queue = self._queue(queue_name)
         store = self._require_store()

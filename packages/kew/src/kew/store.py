@@ -91,6 +91,16 @@ _SUBMITS = frozenset({"enqueue", "submit"})
 # a replica: redis-py's Sentinel connection turns READONLY into a ConnectionError).
 _FAILOVER_ERRORS = (rexc.ConnectionError, rexc.TimeoutError)
 
+# Errors meaning "Redis is not available right now" (raised as KewConnectionError): a dropped
+# or refused connection, a cluster that is down or mid-failover, a primary that is gone.
+_UNAVAILABLE = (
+    rexc.ConnectionError,
+    rexc.TimeoutError,
+    rexc.ClusterDownError,
+    rexc.TryAgainError,
+    rexc.MasterDownError,
+)
+
 # Redis Cluster: how long (ms) the namespace-wide claim on a task id outlives the submit that
 # took it; it only has to cover the submit's own round trips (see RedisStore.taken_elsewhere).
 ID_CLAIM_MS = 60_000
@@ -204,20 +214,36 @@ class RedisStore:
     def _connection_error(self, exc: Exception) -> KewConnectionError:
         return KewConnectionError(f"Redis at {self._url} is unreachable: {exc}")
 
-    async def _run(self, name: str, keys: Sequence[str | bytes], args: Sequence[Arg]) -> Any:
+    async def _run(
+        self,
+        name: str,
+        keys: Sequence[str | bytes],
+        args: Sequence[Arg],
+        replicate: bool = True,
+    ) -> Any:
+        """Run script ``name``; ``replicate=False`` skips WAIT (a staged batch chunk: the
+        commit's WAIT covers it, replication being one ordered stream)."""
         script: Script = self._scripts[name]
         try:
-            if self._wait is not None and name in _REPLICATED:
+            if self._wait is not None and replicate and name in _REPLICATED:
                 return await self._run_replicated(name, script, keys, args, self._wait)
             try:
                 return await self._evalsha(script.sha, keys, args)
             except rexc.NoScriptError:  # first use on this server, or after SCRIPT FLUSH
                 await self.client.script_load(script.source)  # every primary, on a cluster
                 return await self._evalsha(script.sha, keys, args)
-        except (rexc.ConnectionError, rexc.TimeoutError) as exc:
+        except _UNAVAILABLE as exc:
             raise self._connection_error(exc) from exc
+        except rexc.MovedError as exc:
+            raise self._not_a_cluster_url(exc) from exc
         except rexc.RedisError as exc:  # NOPERM, OOM, a script error...
             raise TaskQueueError(f"Redis refused script {name!r}: {exc}") from exc
+
+    def _not_a_cluster_url(self, exc: Exception) -> TaskQueueError:
+        return TaskQueueError(
+            f"Redis at {self._url} is a Redis Cluster node (it answered MOVED {exc}): "
+            "use a redis+cluster://host:port[,host:port...] URL"
+        )
 
     async def _evalsha(self, sha: str, keys: Sequence[str | bytes], args: Sequence[Arg]) -> Any:
         if self._fast is not None:
@@ -346,8 +372,27 @@ class RedisStore:
     ) -> list[int]:
         taken = await self.taken_elsewhere(qk, [str(row[0]) for row in rows])
         free = [row for row in rows if str(row[0]) not in taken]
-        codes = iter(await self._submit_each(qk, now_ms, max_size, free) if free else ())
+        try:
+            got = await self._submit_each(qk, now_ms, max_size, free) if free else []
+        except BaseException:
+            await self.release_id_claims(qk, [str(row[0]) for row in free])
+            raise
+        refused = [str(row[0]) for row, code in zip(free, got, strict=True) if code != 0]
+        await self.release_id_claims(qk, refused)
+        codes = iter(got)
         return [DUPLICATE if str(row[0]) in taken else next(codes) for row in rows]
+
+    async def release_id_claims(self, qk: QueueKeys, task_ids: Sequence[str]) -> None:
+        """Redis Cluster: drop this queue's namespace-wide claims on ids whose submit failed,
+        so other queues may take them at once (best effort: a claim left behind expires after
+        ID_CLAIM_MS). Ids another queue holds are never passed here."""
+        if not task_ids:
+            return
+        with contextlib.suppress(TaskQueueError, rexc.RedisError, OSError):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for task_id in task_ids:
+                    pipe.delete(qk.id_prefix + task_id)
+                await self._call(pipe.execute())
 
     async def taken_elsewhere(self, qk: QueueKeys, task_ids: Sequence[str]) -> set[str]:
         """Redis Cluster: the ids of ``task_ids`` that another queue of the namespace holds.
@@ -358,9 +403,9 @@ class RedisStore:
         queue for ``ID_CLAIM_MS`` (a concurrent submit of the same id to another queue finds
         the claim and is refused), with the namespace's queue names; (2) one ``EXISTS`` of all
         the ids per other queue (their id keys share that queue's slot), and, only for a queue
-        that holds some, one per id to tell which. A claim is left to expire rather than
-        deleted, so an id whose submit failed stays refused in *other* queues for up to a
-        minute. On one Redis the
+        that holds some, one per id to tell which. The claims of ids whose submit then fails are
+        dropped (:meth:`release_id_claims`); one left behind (a crash mid-submit) expires after a
+        minute, refusing the id in *other* queues until then. On one Redis the
         submit script does all of this atomically and this method is not called.
 
         Raises:
@@ -429,7 +474,7 @@ class RedisStore:
         ]
         for row in rows:
             args.extend(row)
-        code, index = await self._run("submit", self._keys("submit", qk), args)
+        code, index = await self._run("submit", self._keys("submit", qk), args, replicate=final)
         return int(code), int(index)
 
     async def claim(
@@ -674,8 +719,10 @@ class RedisStore:
     async def _call(self, awaitable: Any) -> Any:
         try:
             return await awaitable
-        except (rexc.ConnectionError, rexc.TimeoutError) as exc:
+        except _UNAVAILABLE as exc:
             raise self._connection_error(exc) from exc
+        except rexc.MovedError as exc:
+            raise self._not_a_cluster_url(exc) from exc
         except rexc.RedisError as exc:  # e.g. NOPERM from an ACL, OOM under maxmemory
             raise TaskQueueError(f"Redis refused the command: {exc}") from exc
 

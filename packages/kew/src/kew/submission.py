@@ -182,13 +182,33 @@ async def submit_batch(
     """
     if len(rows) > max_size:
         raise QueueProcessorError(f"queue {keys.queue!r} is full: batch of {len(rows)} > max_size")
+    claimed: list[str] = []
     if store.cluster:  # other queues live in other slots: checked before anything is written
-        taken = await store.taken_elsewhere(keys, [r.task_id for r in rows])
-        for row in rows:
-            if row.task_id in taken:
-                err = error_for_code(ScriptCode.DUPLICATE, row.task_id)
-                assert err is not None
-                raise err
+        ids = [r.task_id for r in rows]
+        taken = await store.taken_elsewhere(keys, ids)
+        claimed = [t for t in ids if t not in taken]
+        if taken:
+            await store.release_id_claims(keys, claimed)
+            first = next(t for t in ids if t in taken)
+            err = error_for_code(ScriptCode.DUPLICATE, first)
+            assert err is not None
+            raise err
+    try:
+        await _submit_chunks(store, keys, max_size, rows, now_ms, chunk)
+    except BaseException:
+        await store.release_id_claims(keys, claimed)  # a published batch is still found by
+        # the per-queue check (its id keys exist), so dropping the claims is safe either way
+        raise
+
+
+async def _submit_chunks(
+    store: RedisStore,
+    keys: QueueKeys,
+    max_size: int,
+    rows: Sequence[TaskRow],
+    now_ms: int,
+    chunk: int,
+) -> None:
     batch_id = uuid.uuid4().hex
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]

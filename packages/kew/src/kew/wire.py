@@ -109,16 +109,19 @@ class FastEval:
         self._pool: Any = client.connection_pool
         self._fallback = fallback
         # Connections taken from the pool once and kept between calls: the pool's own checkout
-        # and return cost about as much as the rest of a call's Python work (redis-py 8).
+        # and return cost about as much as the rest of a call's Python work (redis-py 8). Not
+        # with Sentinel: its pool points new connections at the current primary, while a kept
+        # connection would reconnect to the old one after a failover.
         self._idle: list[Any] = []
+        self._keep = type(self._pool) is ConnectionPool
 
     async def _acquire(self) -> Any:
         if self._idle:
             return self._idle.pop()
         return await self._pool.get_connection()
 
-    async def _release(self, conn: Any) -> None:
-        if len(self._idle) < MAX_IDLE:
+    async def _release(self, conn: Any, healthy: bool = True) -> None:
+        if self._keep and healthy and len(self._idle) < MAX_IDLE:
             self._idle.append(conn)
         else:
             await self._pool.release(conn)
@@ -178,8 +181,8 @@ class FastEval:
         finally:
             if not clean:
                 with contextlib.suppress(Exception):
-                    await conn.disconnect()  # it reconnects on its next use
-            await self._release(conn)
+                    await conn.disconnect()  # the pool reconnects it on its next checkout
+            await self._release(conn, healthy=clean)
         return out
 
     async def evalsha(self, sha: str, keys: Sequence[str | bytes], args: Sequence[Arg]) -> Any:

@@ -106,6 +106,8 @@ class QueueWorker:
         self._idle_waiters: list[asyncio.Future[Any]] = []
         self._wake_wait: asyncio.Future[bool] | None = None
         self._blocked_client: int | None = None  # connection blocked in _wait_then_claim
+        self._blocking = False  # a _wait_then_claim is on the wire
+        self._blocked_known = asyncio.Event()  # its CLIENT ID reply has arrived
         self._backoff = 0.05  # seconds before the next claim after a connection error
         self._has_runs = asyncio.Event()
         self._limits = config.claim_limits()
@@ -158,6 +160,11 @@ class QueueWorker:
             w.cancel()
         if self._wake_wait is not None:
             self._wake_wait.cancel()
+        if self._blocking and self._blocked_client is None:
+            # the wait was just sent: its CLIENT ID reply is a round trip away
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._blocked_known.wait()
         if self._blocked_client is not None:
             # end the wait as a timeout: the claim behind it still answers, and what it
             # claimed starts and is handed back below (cancelling could strand its tasks)
@@ -325,9 +332,12 @@ class QueueWorker:
             timer = asyncio.get_running_loop().call_later(seconds, self._push_wake)
         args = self._claim_args(free)
         started = self.clock.now()
+        self._blocked_known.clear()
+        self._blocking = True
         try:
             outcome = await self._guarded(self._wake_then_claim(seconds, args))
         finally:
+            self._blocking = False
             self._blocked_client = None
             if timer is not None:
                 timer.cancel()
@@ -340,6 +350,7 @@ class QueueWorker:
     async def _wake_then_claim(self, seconds: float, args: dict[str, Any]) -> ClaimResult:
         def blocked(client_id: int) -> None:
             self._blocked_client = client_id
+            self._blocked_known.set()
 
         _, result = await self.store.wake_then_claim(self.keys, seconds, blocked, **args)
         return result

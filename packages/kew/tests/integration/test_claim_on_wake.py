@@ -110,3 +110,18 @@ async def test_tasks_claimed_after_an_overlong_wait_get_full_leases(real_redis: 
         gate.set()
         await m.wait_for_task("t", timeout=10)
         await m.cleanup()
+
+
+async def test_leaving_right_after_a_submit_does_not_wait_for_the_idle_wait(
+    real_redis: str,
+) -> None:
+    """stop() raced the wait's CLIENT ID reply and fell back to a 5 s timeout (review)."""
+    ns = f"wake-{uuid.uuid4().hex[:6]}"
+    for i in range(3):
+        async with asyncio.timeout(3):  # the fallback would take RELEASE_TIMEOUT (5 s)
+            async with TaskQueueManager(real_redis, namespace=ns, idle_wait=120) as m:
+                await m.create_queue(QueueConfig("q", max_workers=2))
+                await asyncio.sleep(0.05)
+                await m.submit_task(f"t{i}", "q", "noop", noop, P)
+    async with TaskQueueManager(real_redis, namespace=ns) as m:
+        await m.cleanup()

@@ -110,3 +110,18 @@ def test_a_bad_wait_timeout_is_refused_at_the_call(bad: object) -> None:
 def test_waiting_for_replicas_of_the_embedded_backend_is_refused() -> None:
     with pytest.raises(InvalidArgumentError, match="replicas"):
         TaskQueueManager("memory://", wait_replicas=1)
+
+
+async def test_a_batch_larger_than_a_chunk_is_published_even_when_replicas_lag() -> None:
+    """Staged chunks are not WAITed (the commit's WAIT covers them): a missing replica makes
+    the batch raise NotReplicatedError at its commit, with every task queued and run."""
+    with RedisServer() as lonely:
+        async with TaskQueueManager(
+            lonely.url, namespace="repl", wait_replicas=1, wait_timeout=0.05, submit_chunk=100
+        ) as m:
+            await m.create_queue(QueueConfig("q", max_workers=10, max_size=10_000))
+            batch = [{"task_id": f"b{i}", "task_func": double, "args": (i,)} for i in range(250)]
+            with pytest.raises(NotReplicatedError):
+                await m.submit_tasks("q", batch)
+            for i in range(250):
+                assert (await m.wait_for_task(f"b{i}", timeout=30)).result == 2 * i

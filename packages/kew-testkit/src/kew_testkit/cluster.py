@@ -17,7 +17,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Final
 
 from .redis_server import (
@@ -26,6 +25,7 @@ from .redis_server import (
     _call,
     _info,
     _ReplyError,
+    _StartStop,
     _stop_many,
     _wait_for,
 )
@@ -124,7 +124,7 @@ def _parse_nodes(text: str) -> list[_Node]:
     return nodes
 
 
-class RedisClusterServer:
+class RedisClusterServer(_StartStop):
     """A Redis Cluster of local ``redis-server`` processes, for tests. Also a context manager.
 
     Example::
@@ -360,17 +360,6 @@ class RedisClusterServer:
         directories. Safe to call twice, and after a failed :meth:`start`.
         """
         _stop_many(self.nodes)
-
-    def __enter__(self) -> RedisClusterServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"

@@ -15,7 +15,6 @@ then the service name; a database may follow: ``.../kewprimary/0``), is the form
 from __future__ import annotations
 
 import shutil
-from types import TracebackType
 from typing import Any, Final
 
 from .redis_server import (
@@ -23,6 +22,7 @@ from .redis_server import (
     RedisServerError,
     _call,
     _info,
+    _StartStop,
     _stop_many,
     _wait_for,
 )
@@ -46,7 +46,7 @@ def _up(entry: dict[str, str]) -> bool:
     return not set(entry.get("flags", "").split(",")) & _DOWN_FLAGS
 
 
-class RedisSentinelServer:
+class RedisSentinelServer(_StartStop):
     """A primary, its replica(s) and Sentinels watching them, for tests. Also a context manager.
 
     Example::
@@ -244,17 +244,6 @@ class RedisSentinelServer:
         """
         _stop_many(self.sentinel_nodes)
         _stop_many(self.nodes)
-
-    def __enter__(self) -> RedisSentinelServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"

@@ -139,6 +139,21 @@ class ClaimResult:
     lost: bool = False
 
 
+def _claim_argv(
+    now_ms: int,
+    n: int,
+    lease_ms: int,
+    owner: str,
+    reset_ms: int,
+    limit: int,
+    limits: tuple[int, int, int, int],
+    max_reclaims: int,
+    dead_ms: int,
+) -> list[Arg]:
+    """The claim script's ARGV (see lua/claim-11.lua), for both ways of calling it."""
+    return [now_ms, n, lease_ms, owner, reset_ms, limit, *limits, max_reclaims, dead_ms]
+
+
 def _claim_result(reply: Any) -> ClaimResult:
     """Parse the claim script's reply (see lua/claim-11.lua)."""
     next_due = int(reply[0])
@@ -496,17 +511,9 @@ class RedisStore:
         whose lease expired more than ``max_reclaims`` times (0 = no limit) becomes a dead
         letter kept ``dead_ms`` ms instead of running again.
         """
-        args: list[Arg] = [
-            now_ms,
-            n,
-            lease_ms,
-            owner,
-            reset_ms,
-            limit,
-            *limits,
-            max_reclaims,
-            dead_ms,
-        ]
+        args = _claim_argv(
+            now_ms, n, lease_ms, owner, reset_ms, limit, limits, max_reclaims, dead_ms
+        )
         return _claim_result(await self._run("claim", self._keys("claim", qk), args))
 
     @property
@@ -547,8 +554,9 @@ class RedisStore:
         assert self.claims_on_wake, "check claims_on_wake first"
         sha = self._scripts["claim"].sha
         keys = self._keys("claim", qk)
-        args: list[Arg] = [now_ms, n, lease_ms, owner, reset_ms, limit, *limits]
-        args += [max_reclaims, dead_ms]
+        args = _claim_argv(
+            now_ms, n, lease_ms, owner, reset_ms, limit, limits, max_reclaims, dead_ms
+        )
         wake = qk.wake.encode()
 
         def send(fast: FastEval) -> Awaitable[tuple[Any, Any, int | None]]:

@@ -42,6 +42,10 @@ local limit = tonumber(ARGV[6])
 local global_max = tonumber(ARGV[7])
 local rate, period_ms, burst = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 
+-- the queue's meta record: paused flag, and whether it exists at all ('limits' is written when
+-- the queue is registered; a missing one means its data was lost)
+local m = redis.call('HMGET', meta, 'paused', 'limits')
+
 -- the first entries of the schedule and of the leases: promote / reclaim only when due, and
 -- (unless that changed them) reuse them for next_due at the end
 local first_due = tonumber(redis.call('ZRANGE', scheduled, 0, 0, 'WITHSCORES')[2])
@@ -57,7 +61,7 @@ if first_lease and first_lease <= now then
 end
 
 local allowed, probe_at = breaker_allow(breaker, now, n, reset_ms)
-if queue_paused(meta) then
+if m[1] == '1' then -- paused
   allowed = 0
 end
 allowed = global_allow(leased, allowed, global_max)
@@ -69,16 +73,21 @@ end
 
 local result = {-1, 0}
 local claimed = 0
+local emptied = false -- the pop took the last ready task
 if allowed > 0 then
   local popped = redis.call('ZPOPMIN', ready, allowed)
+  emptied = #popped < 2 * allowed
   for i = 1, #popped, 2 do
     local id = popped[i]
     local key = prefix .. id
-    local f = redis.call('HMGET', key, 'type', 'priority', 'func', 'args', 'retries', 'queued')
+    local f = redis.call('HMGET', key, 'type', 'priority', 'func', 'args', 'retries', 'queued',
+      'fence', 'attempts')
     if f[1] then
-      local fence = redis.call('HINCRBY', key, 'fence', 1)
-      local attempts = redis.call('HINCRBY', key, 'attempts', 1)
-      redis.call('HSET', key, 'status', 'processing', 'started', now, 'owner', owner)
+      -- fence and attempts counted up in the one write (as HINCRBY would, atomically here)
+      local fence = (tonumber(f[7]) or 0) + 1
+      local attempts = (tonumber(f[8]) or 0) + 1
+      redis.call('HSET', key, 'fence', fence, 'attempts', attempts, 'status', 'processing',
+        'started', now, 'owner', owner)
       redis.call('ZADD', leased, now + lease_ms, id)
       local r = #result
       result[r + 1] = id
@@ -105,7 +114,10 @@ local function earlier(a, b)
   return a
 end
 local next_due = -1
-local waiting = redis.call('ZCARD', ready)
+local waiting = 0
+if not emptied then
+  waiting = redis.call('ZCARD', ready)
+end
 if waiting > 0 and claimed < n then
   result[2] = 1 -- something held ready tasks back
   if probe_at then next_due = earlier(next_due, probe_at) end
@@ -132,7 +144,7 @@ end
 next_due = earlier(next_due, first_due)
 next_due = earlier(next_due, first_lease)
 result[1] = next_due
-if redis.call('HEXISTS', meta, 'limits') == 0 then
+if not m[2] then
   result[2] = result[2] + 2 -- the queue's data is gone (Redis restarted empty or flushed)
 end
 return result

@@ -1,8 +1,5 @@
--- Queue-wide limits checked by the claim script: pause, fleet-wide concurrency, rate limit.
-
-local function queue_paused(meta)
-  return redis.call('HGET', meta, 'paused') == '1'
-end
+-- Queue-wide limits checked by the claim script: fleet-wide concurrency, rate limit (the pause
+-- flag is read with the queue's meta record, in the claim script itself).
 
 -- How many of n may start without more than global_max tasks leased in the whole fleet.
 local function global_allow(leased, n, global_max)

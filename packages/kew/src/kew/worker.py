@@ -449,8 +449,8 @@ class QueueWorker:
             self.store.progress, self.keys, claimed.task_id, claimed.fence
         )
         self._runs[claimed.task_id] = run
-        self._has_runs.set()
         run.task = asyncio.create_task(self._execute(run), name=f"kew-task:{claimed.task_id}")
+        self._has_runs.set()  # after: the run's first step comes before the renewal loop's
 
     async def _execute(self, run: _Run) -> None:
         claimed, info = run.claimed, run.info
@@ -465,7 +465,8 @@ class QueueWorker:
                     asyncio.get_running_loop(),
                 )
             )
-            await self.hooks.started(info)
+            if self.hooks.on_task_start is not None:  # no coroutine to build when there is none
+                await self.hooks.started(info)
             try:
                 func = self.codec.decode_function(claimed.func, claimed.task_id)
                 args, kwargs = self.codec.decode_args(claimed.args, claimed.task_id)

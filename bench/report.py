@@ -126,6 +126,7 @@ def _commands(doc: dict[str, Any], s: Summary) -> Table:
     for sc, label in (
         ("enqueue_seq", "per submit (sequential enqueue)"),
         ("e2e_local", "per task, enqueue + processing (end to end in one loop)"),
+        ("pickup", "per pickup try, worker idle 2-20 ms between tries (pickup latency)"),
     ):
         cells = [f"{s.commands[lib][sc]:.1f}" if sc in s.commands[lib] else "—" for lib in libs]
         rows.append([label, *cells])

@@ -148,13 +148,21 @@ class Summary:
         }
 
 
+# scenarios whose Redis command counts the report divides per task; pickup's count shows what a
+# library sends while its worker idles between tries (a polling worker sends many)
+COMMAND_SCENARIOS = ("enqueue_seq", "e2e_local", "pickup")
+
+
 def _commands(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     per: dict[str, dict[str, list[float]]] = {}
     for rec in records:
         r = rec.get("result")
-        if not r or "unsupported" in r or rec["scenario"] not in ("enqueue_seq", "e2e_local"):
+        if not r or "unsupported" in r or rec["scenario"] not in COMMAND_SCENARIOS:
             continue
-        tasks = rec["params"]["n"] + rec["params"].get("warmup", 50)
+        if rec["scenario"] == "pickup":  # its tries, plus the 3 warm-up tries before them
+            tasks = r["tries"] + 3
+        else:
+            tasks = rec["params"]["n"] + rec["params"].get("warmup", 50)
         total = sum(rec.get("commands", {}).values())
         per.setdefault(rec["library"], {}).setdefault(rec["scenario"], []).append(total / tasks)
     return {lib: {sc: statistics.median(v) for sc, v in scs.items()} for lib, scs in per.items()}

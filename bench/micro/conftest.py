@@ -25,8 +25,8 @@ if not HAVE_PLUGIN:
     def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
         if config.getoption("--benchmark-only"):
             skip = pytest.mark.skip(
-                reason="pytest-benchmark is not installed: "
-                "uv run --group bench pytest bench/micro --benchmark-only"
+                reason="pytest-benchmark is not installed (the workspace's dev group has it: "
+                "uv sync, then uv run pytest bench/micro --benchmark-only)"
             )
             for item in items:
                 item.add_marker(skip)

@@ -6,8 +6,11 @@ completion is recorded twice: the ``on_task_complete`` hook fires exactly once p
 for a task whose outcome was written just as the primary died. Tasks running at the moment of
 failover may run again (at-least-once): those are counted and printed, not failed on.
 
-Run on Redis Cluster (3 masters with 2 replicas each, kill the master of the queue's slot) and
-on Sentinel (a primary, 2 replicas, 3 sentinels, kill the primary). Two replicas, because the
+Run on Redis Cluster (3 masters with 2 replicas each, kill the master of the queue's slot), on
+Sentinel (a primary, 2 replicas, 3 sentinels, kill the primary), and on Sentinel with a second,
+forced failover right after the first: the replaced primary stays up and takes writes until the
+sentinels turn it into a replica, the new one has no replica for seconds, and outcomes written
+meanwhile are lost unless kew confirms them before it reports them. Two replicas, because the
 promoted one must have a replica of its own for ``wait_replicas=1`` to be met after the
 failover (with one, every later WAIT times out: kew still works, at one timeout per write).
 Each test starts its own servers.
@@ -165,4 +168,18 @@ async def test_a_sentinel_primary_killed_under_load_loses_no_acknowledged_task()
         t0 = time.monotonic()
         ledger = await run_through_failover(sentinel.url, "", kill)
         _report(sentinel.describe(), ledger, time.monotonic() - t0)
+        _assert_nothing_lost_or_completed_twice(ledger)
+
+
+async def test_a_second_sentinel_failover_just_after_the_first_loses_no_acknowledged_task() -> None:
+    with RedisSentinelServer(replicas=2) as sentinel:
+
+        def kill_then_fail_over_again() -> None:
+            sentinel.kill_primary()
+            sentinel.wait_for_failover(timeout=60)
+            sentinel.force_failover(timeout=60)
+
+        t0 = time.monotonic()
+        ledger = await run_through_failover(sentinel.url, "", kill_then_fail_over_again)
+        _report(sentinel.describe() + ", failed over twice", ledger, time.monotonic() - t0)
         _assert_nothing_lost_or_completed_twice(ledger)

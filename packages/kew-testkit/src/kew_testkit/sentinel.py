@@ -262,10 +262,41 @@ class RedisSentinelServer(_StartStop):
         self.node(self.primary[1]).kill()
         return self.primary
 
+    def force_failover(self, timeout: float = 30.0) -> Address:
+        """Make the Sentinels fail over the primary while it is alive (``SENTINEL FAILOVER``),
+        as an operator, or a failure detection fooled by a slow primary, would. The old primary
+        answers as a primary until the sentinels turn it into a replica of the new one, and the
+        writes it takes meanwhile are lost. Asks again while the sentinels refuse (a failover
+        still in progress, no replica ready yet), then waits as :meth:`wait_for_failover`; the
+        old primary joins ``.replicas``.
+
+        Args:
+            timeout: seconds (float) to wait for the sentinels to accept, and as much again
+                for the failover. Default 30.0.
+
+        Returns:
+            The new primary's (host, port).
+
+        Raises:
+            TimeoutError: the sentinels kept refusing, or did not fail over in time.
+        """
+        old = self.primary
+        asked = next(server for server in self.sentinel_nodes if server.running)
+
+        def refused() -> str | None:
+            _call(asked.host, asked.port, "SENTINEL", "FAILOVER", self.service_name)
+            return None  # an error reply is the reason, given by _wait_for
+
+        _wait_for(refused, timeout, "the Sentinels refused SENTINEL FAILOVER")
+        self._killed = old
+        new = self.wait_for_failover(timeout)
+        self.replicas.append(old)
+        return new
+
     def wait_for_failover(self, timeout: float = 30.0) -> Address:
         """Wait until every live Sentinel reports a primary other than the one killed by
-        :meth:`kill_primary`, and that server answers ``ROLE`` as master. Then update
-        ``.primary`` and ``.replicas``.
+        :meth:`kill_primary` (or replaced by :meth:`force_failover`), and that server answers
+        ``ROLE`` as master. Then update ``.primary`` and ``.replicas``.
 
         Args:
             timeout: seconds (float) to wait. Default 30.0; with the default 1000 ms

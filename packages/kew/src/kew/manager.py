@@ -103,7 +103,8 @@ class TaskQueueManager(ReadsMixin, AdminMixin):
             same round trip) before kew reports it done (default 0: do not wait). Use it with
             replicas (Sentinel, Cluster) so that acknowledged work survives a failover.
         wait_timeout: seconds to wait for those replicas (default 1.0); a submit confirmed by
-            fewer raises NotReplicatedError (the task is queued on the primary).
+            fewer raises NotReplicatedError (the task is queued on the primary); an outcome is
+            written again until confirmed, for up to 20 times this, and its hooks fire after.
         allow_pickled_functions: False for "by reference only": task functions must be
             importable (``module:qualname``), arguments and results are limited to JSON values
             plus tuple, bytes, datetime, date, time, Decimal and UUID (stored as tagged JSON),

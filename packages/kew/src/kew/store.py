@@ -8,7 +8,10 @@ plus the plain reads (HGETALL, counts), the blocking wake-up wait and the event 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,9 +70,9 @@ _SCRIPT_KEYS: dict[str, Callable[[QueueKeys, str], list[str]]] = {
 }
 
 # Scripts whose writes users rely on: with wait_replicas they are followed by WAIT. Claims are
-# too: a claim lost in a failover would roll the task's fencing token back, and the next claim
-# would get the token of the lost one (its late outcome would then pass for the new run's).
-# Lease renewals and progress are not (a failover may run an in-flight task again anyway).
+# too (a claim lost in a failover runs its task twice; the fence token of each claim is unique,
+# so the lost claim's run cannot record an outcome over the new one's). Lease renewals and
+# progress are not (a failover may run an in-flight task again anyway).
 _REPLICATED = frozenset(
     {
         "claim",
@@ -86,6 +89,25 @@ _REPLICATED = frozenset(
     }
 )
 _SUBMITS = frozenset({"enqueue", "submit"})
+
+# Outcome writes are sent again until the replicas confirm them, for up to
+# _OUTCOME_WAITS * wait_timeout: a run's hooks fire only after, so they fire once per task even
+# when a failover drops an unconfirmed outcome and the task runs again (a forced or spurious
+# failover too: the replaced primary takes writes until the sentinels turn it into a replica,
+# and the new one may have no replica for seconds). A repeat is safe: it answers OK without
+# writing when the outcome is there under the run's fence, writes it again when it was lost,
+# and answers LEASE_LOST when the task was reclaimed meanwhile (the newer run owns the outcome,
+# and there is nothing left to confirm).
+_OUTCOMES = frozenset({"complete", "fail"})
+_OUTCOME_WAITS = 20
+
+
+def _outcome_pending(name: str, reply: Any) -> bool:
+    """True when an outcome script's reply still has a recorded outcome to confirm (some code
+    is OK); False once every run it named lost its lease."""
+    codes = reply if name == "complete" else reply[:1]
+    return any(int(code) == 0 for code in codes)
+
 
 # Sentinel: errors of a call made while the primary fails over (the old one is gone, or back as
 # a replica: redis-py's Sentinel connection turns READONLY into a ConnectionError).
@@ -139,6 +161,32 @@ class ClaimResult:
     lost: bool = False
 
 
+class _Fences:
+    """Fence tokens for claims: unique per claim call, in this process and across processes.
+
+    Never a counter kept in Redis: a failover that loses a claim's write would let the new
+    primary hand the same number out again, and two runs of one task would hold one fence
+    (both could then complete it, and its hooks would fire twice). A random prefix per process
+    (drawn again in a forked child) and a serial per claim call cannot repeat that way.
+    """
+
+    def __init__(self) -> None:
+        self._reseed()
+        if hasattr(os, "register_at_fork"):  # POSIX only; nothing forks elsewhere
+            os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._prefix = os.urandom(6).hex()
+        self._serial = itertools.count(1)
+
+    def next(self) -> str:
+        """A fence token never handed out before (``<12 hex digits>.<serial in hex>``)."""
+        return f"{self._prefix}.{next(self._serial):x}"
+
+
+FENCES = _Fences()
+
+
 def _claim_argv(
     now_ms: int,
     n: int,
@@ -150,8 +198,10 @@ def _claim_argv(
     max_reclaims: int,
     dead_ms: int,
 ) -> list[Arg]:
-    """The claim script's ARGV (see lua/claim-11.lua), for both ways of calling it."""
-    return [now_ms, n, lease_ms, owner, reset_ms, limit, *limits, max_reclaims, dead_ms]
+    """The claim script's ARGV (see lua/claim-11.lua), for both ways of calling it; each call
+    gets a fresh fence token."""
+    fence = FENCES.next()
+    return [now_ms, n, lease_ms, owner, reset_ms, limit, *limits, max_reclaims, dead_ms, fence]
 
 
 def _claim_result(reply: Any) -> ClaimResult:
@@ -160,7 +210,7 @@ def _claim_result(reply: Any) -> ClaimResult:
     tasks = [
         ClaimedTask(
             task_id=reply[i].decode(),
-            fence=str(reply[i + 1]).encode(),
+            fence=reply[i + 1],
             task_type=reply[i + 2].decode(),
             priority=int(reply[i + 3]),
             func=reply[i + 4],
@@ -298,11 +348,21 @@ class RedisStore:
                 return await ride_out_failover(lambda: send(self._fast), _FAILOVER_ERRORS)
             return await send(self._fast)
 
-        try:
-            reply, confirmed = await once()
-        except rexc.NoScriptError:
-            await self.client.script_load(script.source)
-            reply, confirmed = await once()
+        async def attempt() -> tuple[Any, int]:
+            try:
+                return await once()
+            except rexc.NoScriptError:  # a new primary after a failover, or SCRIPT FLUSH
+                await self.client.script_load(script.source)
+                return await once()
+
+        reply, confirmed = await attempt()
+        if name in _OUTCOMES:
+            give_up = time.monotonic() + _OUTCOME_WAITS * wait[1] / 1000
+            while (
+                confirmed < wait[0] and _outcome_pending(name, reply) and time.monotonic() < give_up
+            ):
+                await self._find_primary_again()
+                reply, confirmed = await attempt()  # idempotent per fence: see _OUTCOMES
         if confirmed < wait[0]:
             if name in _SUBMITS:
                 text = self._unreplicated(name, confirmed)
@@ -311,6 +371,15 @@ class RedisStore:
                 )
             self._warn_unreplicated(name, confirmed)
         return reply
+
+    async def _find_primary_again(self) -> None:
+        """Sentinel: ask the sentinels for the primary again, and drop idle connections when it
+        moved. A write no replica confirmed may have gone to a primary already replaced: a
+        forced or spurious failover leaves the old one answering as a primary until the
+        sentinels turn it into a replica, and what it took then is lost."""
+        if self._sentinel:
+            with contextlib.suppress(*_FAILOVER_ERRORS):  # the next try rides the failover out
+                await self.client.connection_pool.get_master_address()
 
     def _unreplicated(self, name: str, confirmed: int) -> str:
         required, timeout_ms = self._wait or (0, 0)

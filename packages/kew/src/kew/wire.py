@@ -118,7 +118,15 @@ class FastEval:
     async def _acquire(self) -> Any:
         if self._idle:
             return self._idle.pop()
-        return await self._pool.get_connection()
+        conn = await self._pool.get_connection()
+        if not self._keep and conn.is_connected:
+            # Sentinel: a connection that was in use when the pool learned of a new primary is
+            # still open to the old one, which may answer as a primary (and lose what it takes)
+            # until the sentinels turn it into a replica. Reconnect it to the current primary.
+            primary = self._pool.master_address
+            if primary is not None and (conn.host, conn.port) != tuple(primary):
+                await conn.disconnect()
+        return conn
 
     async def _release(self, conn: Any, healthy: bool = True) -> None:
         if self._keep and healthy and len(self._idle) < MAX_IDLE:

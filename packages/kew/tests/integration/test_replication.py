@@ -6,9 +6,11 @@ the call returns, so "the replica has it" is what is checked, not a timing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from kew import (
@@ -20,10 +22,14 @@ from kew import (
     TaskStatus,
 )
 from kew.connection import create_client
+from kew.exceptions import ScriptCode
+from kew.keys import QueueKeys
+from kew.store import ClaimedTask, RedisStore
 from kew_testkit import wait_until
 from kew_testkit.redis_server import RedisServer
 
 P = QueuePriority.MEDIUM
+LEASE_LOST = int(ScriptCode.LEASE_LOST)
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="needs a redis-server binary for a replica"
@@ -125,3 +131,48 @@ async def test_a_batch_larger_than_a_chunk_is_published_even_when_replicas_lag()
                 await m.submit_tasks("q", batch)
             for i in range(250):
                 assert (await m.wait_for_task(f"b{i}", timeout=30)).result == 2 * i
+
+
+async def test_an_unconfirmed_outcome_is_sent_again_and_a_lost_one_reports_the_new_run() -> None:
+    """An outcome WAIT did not confirm is written again (up to 5 times): when a failover
+    dropped it meanwhile and the task was leased to another run, the repeat answers LEASE_LOST,
+    so this run's hooks do not fire (the other run's will). Simulated on a primary without a
+    replica: after the first write, the task record is put back as it was (the write "lost")
+    and the task is claimed anew."""
+    with RedisServer() as lonely:
+        client = create_client(lonely.url)
+        store = RedisStore(client, lonely.url, wait_replicas=1, wait_timeout_ms=200)
+        qk = QueueKeys("repl", "q")
+        try:
+            with pytest.raises(NotReplicatedError):  # queued all the same
+                await store.submit(qk, 1_000, 10, [("a", "t", 2, 0, b"m:f", b"")])
+            (run,) = (await store.claim(qk, 1_000, 1, 60_000, "w1", 60_000, 100)).tasks
+            # the state the replica kept: the task leased to this run, not yet completed
+            leased = {k: await client.dump(k) async for k in _scan(client, "repl:*")}
+
+            async def lose_the_outcome_and_reclaim() -> ClaimedTask:
+                task = qk.task("a")
+                await wait_until(lambda: _status_is(client, task, b"completed"), timeout=5)
+                for k, dumped in leased.items():
+                    await client.restore(k, 0, dumped, replace=True)
+                await client.zadd(qk.leased, {"a": 1_000})  # its lease ran out
+                (other,) = (await store.claim(qk, 2_000, 1, 60_000, "w2", 60_000, 100)).tasks
+                return other
+
+            helper = asyncio.create_task(lose_the_outcome_and_reclaim())
+            codes = await store.complete(qk, 1_500, 60_000, [("a", run.fence, b"j1")])
+            other = await helper
+            assert codes == [LEASE_LOST]
+            assert other.fence != run.fence
+            assert (await client.hget(qk.task("a"), "status")) == b"processing"
+        finally:
+            await store.close()
+
+
+async def _scan(client: Any, pattern: str) -> AsyncIterator[bytes]:
+    async for k in client.scan_iter(match=pattern):
+        yield k
+
+
+async def _status_is(client: Any, key: str, status: bytes) -> bool:
+    return bool(await client.hget(key, "status") == status)

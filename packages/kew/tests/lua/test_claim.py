@@ -17,13 +17,14 @@ async def test_claim_leases_and_marks_processing(env: Env) -> None:
     assert res.blocked is False
     assert len(res.tasks) == 1
     t = res.tasks[0]
-    assert (t.task_id, t.fence, t.task_type, t.priority) == ("a", b"1", "email", 1)
+    assert (t.task_id, t.task_type, t.priority) == ("a", "email", 1)
+    assert t.fence
     assert (t.func, t.args, t.retries, t.queued_ms, t.attempts) == (b"rm:f", b"pA", 0, NOW, 1)
     h = await env.task("a")
     assert h["status"] == "processing"
     assert h["started"] == str(NOW)
     assert h["owner"] == "worker-7"
-    assert h["fence"] == "1"
+    assert h["fence"] == t.fence.decode()
     assert h["attempts"] == "1"
     assert await env.leased() == [("a", float(NOW + LEASE))]
     assert res.next_due_ms == NOW + LEASE
@@ -115,22 +116,22 @@ async def test_next_due_is_the_earliest_of_schedule_and_leases(env: Env) -> None
 # -- reclaim --------------------------------------------------------------------------------------
 
 
-async def test_reclaims_expired_lease_and_bumps_fence(env: Env) -> None:
+async def test_reclaims_expired_lease_under_a_new_fence(env: Env) -> None:
     await env.submit(row("a"), row("b"))
     first = await env.claim(n=1, lease=1_000, owner="dead")
-    assert [(t.task_id, t.fence) for t in first.tasks] == [("a", b"1")]
+    assert [t.task_id for t in first.tasks] == ["a"]
     # not yet expired: b is next
     await env.client.zadd(env.qk.leased, {"a": NOW + 1_000})
     res = await env.claim(n=1, now=NOW + 1_000, owner="alive")
     # expired at NOW+1000: back at its old place, so it comes before b
     assert [t.task_id for t in res.tasks] == ["a"]
     t = res.tasks[0]
-    assert t.fence == b"3"  # +1 by the reclaim, +1 by the new claim
+    assert t.fence != first.tasks[0].fence  # the dead run can no longer ack
     assert t.attempts == 2
     h = await env.task("a")
     assert h["owner"] == "alive"
     assert h["reclaims"] == "1"
-    assert h["fence"] == "3"
+    assert h["fence"] == t.fence.decode()
     assert await env.ready() == ["b"]
     assert await env.leased() == [("a", float(NOW + 1_000 + LEASE))]
 
@@ -144,15 +145,15 @@ async def test_reclaim_keeps_the_old_ready_score(env: Env) -> None:
     h = await env.task("a")
     assert h["status"] == "queued"
     assert h["owner"] == ""
-    assert h["fence"] == "2"
+    assert "fence" not in h  # the expired run is fenced off
     assert await env.leased() == []
 
 
 async def test_live_lease_is_not_reclaimed(env: Env) -> None:
     await env.submit(row("a"))
-    await env.claim(n=1, lease=1_000)
+    (t,) = (await env.claim(n=1, lease=1_000)).tasks
     assert await env.claim_ids(n=5, now=NOW + 999) == []
-    assert (await env.task("a"))["fence"] == "1"
+    assert (await env.task("a"))["fence"] == t.fence.decode()
 
 
 async def test_stale_run_cannot_complete_after_reclaim(env: Env) -> None:

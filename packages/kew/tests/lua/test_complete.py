@@ -37,11 +37,11 @@ async def test_completes_with_result_and_retention(env: Env) -> None:
 async def test_wrong_fence_is_lease_lost_and_changes_nothing(env: Env) -> None:
     fences = await _claimed(env, "a")
     before = await env.task("a")
-    assert await env.store.complete(env.qk, DONE, KEEP, [("a", b"2", b"jx")]) == [LEASE_LOST]
+    wrong = fences["a"] + b"0"
+    assert await env.store.complete(env.qk, DONE, KEEP, [("a", wrong, b"jx")]) == [LEASE_LOST]
     assert await env.task("a") == before
     assert [m for m, _ in await env.leased()] == ["a"]
     assert await env.pttl(env.qk.task("a")) == -1
-    assert fences["a"] == b"1"
 
 
 async def test_a_repeated_ack_of_the_same_run_is_ok_and_writes_nothing(env: Env) -> None:
@@ -56,10 +56,33 @@ async def test_a_repeated_ack_of_the_same_run_is_ok_and_writes_nothing(env: Env)
 
 
 async def test_an_ack_of_an_older_run_after_completion_is_lease_lost(env: Env) -> None:
-    fences = await _claimed(env, "a")
-    assert await env.store.complete(env.qk, DONE, KEEP, [("a", fences["a"], b"j1")]) == [OK]
-    stale = str(int(fences["a"]) - 1).encode()
-    assert await env.store.complete(env.qk, DONE + 1, KEEP, [("a", stale, b"j2")]) == [LEASE_LOST]
+    await env.submit(row("a"))
+    (old,) = (await env.claim(n=1, lease=1_000)).tasks
+    (new,) = (await env.claim(n=1, now=NOW + 1_000, owner="w2")).tasks  # reclaimed
+    assert await env.store.complete(env.qk, DONE, KEEP, [("a", new.fence, b"j1")]) == [OK]
+    assert await env.store.complete(env.qk, DONE + 1, KEEP, [("a", old.fence, b"j2")]) == [
+        LEASE_LOST
+    ]
+    assert (await env.task("a"))["result"] == "j1"
+
+
+async def test_a_claim_lost_in_a_failover_never_shares_its_fence(env: Env) -> None:
+    """A failover can lose a claim's write: the new primary still has the task ready and
+    leases it again. The first run (its claim reply had arrived) must not be able to complete
+    the task as well; with a fence counted in Redis both runs held fence 1, and both acks
+    answered OK (the task's completion hook fired twice)."""
+    await env.submit(row("a"))
+    keys = [k async for k in env.client.scan_iter(match=f"{env.ns}:*")]
+    snapshot = {k: await env.client.dump(k) for k in keys}
+    (lost,) = (await env.claim(n=1)).tasks
+    for k in [k async for k in env.client.scan_iter(match=f"{env.ns}:*")]:
+        await env.client.delete(k)
+    for k, dumped in snapshot.items():  # the state the promoted replica had
+        await env.client.restore(k, 0, dumped, replace=True)
+    (again,) = (await env.claim(n=1, owner="w2")).tasks
+    assert again.fence != lost.fence
+    assert await env.store.complete(env.qk, DONE, KEEP, [("a", again.fence, b"j1")]) == [OK]
+    assert await env.store.complete(env.qk, DONE, KEEP, [("a", lost.fence, b"j2")]) == [LEASE_LOST]
     assert (await env.task("a"))["result"] == "j1"
 
 

@@ -17,6 +17,8 @@
 -- ARGV[7] fleet-wide max running (0 = none)  ARGV[8] rate (tasks per period, 0 = none)
 -- ARGV[9] rate period (ms)  ARGV[10] rate burst (tokens)
 -- ARGV[11] max reclaims of one task (0 = no limit)  ARGV[12] dead-letter retention (ms)
+-- ARGV[13] fence token: unique per claim call, made by the caller (a counter kept here would be
+--          handed out twice after a failover that lost a claim's write)
 --
 -- Returns {next_due, blocked, rows...}: next_due is the earliest time (ms) at which something
 -- may become claimable (a scheduled task, a lease expiry, the breaker's trial, the next rate
@@ -40,6 +42,7 @@ local owner = ARGV[4]
 local reset_ms = tonumber(ARGV[5])
 local limit = tonumber(ARGV[6])
 local global_max = tonumber(ARGV[7])
+local fence = ARGV[13]
 local rate, period_ms, burst = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 
 -- the queue's meta record: paused flag, and whether it exists at all ('limits' is written when
@@ -81,11 +84,10 @@ if allowed > 0 then
     local id = popped[i]
     local key = prefix .. id
     local f = redis.call('HMGET', key, 'type', 'priority', 'func', 'args', 'retries', 'queued',
-      'fence', 'attempts')
+      'attempts')
     if f[1] then
-      -- fence and attempts counted up in the one write (as HINCRBY would, atomically here)
-      local fence = (tonumber(f[7]) or 0) + 1
-      local attempts = (tonumber(f[8]) or 0) + 1
+      -- attempts counted up in the one write (as HINCRBY would, atomically here)
+      local attempts = (tonumber(f[7]) or 0) + 1
       redis.call('HSET', key, 'fence', fence, 'attempts', attempts, 'status', 'processing',
         'started', now, 'owner', owner)
       redis.call('ZADD', leased, now + lease_ms, id)

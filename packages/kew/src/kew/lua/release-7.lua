@@ -20,7 +20,7 @@ for i = 1, #ARGV - 1, 2 do
   local key = prefix .. id
   if redis.call('HGET', key, 'fence') == ARGV[i + 1] and redis.call('ZSCORE', leased, id) then
     local f = redis.call('HMGET', key, 'priority', 'seq')
-    redis.call('HINCRBY', key, 'fence', 1)
+    redis.call('HDEL', key, 'fence')
     redis.call('HINCRBY', key, 'attempts', -1)
     redis.call('ZREM', leased, id)
     if not finish_if_cancel_requested(key, idprefix .. id, events, id, ARGV[#ARGV]) then

@@ -30,7 +30,7 @@ local function finish_if_cancel_requested(key, idkey, events, id, now)
 end
 
 -- Hand expired leases (their process died or hung) back to the ready set at their old place.
--- Bumping the fence makes the old run unable to renew, complete or fail the task. A task whose
+-- Dropping the fence makes the old run unable to renew, complete or fail the task. A task whose
 -- lease expired more than `max_reclaims` times (0 = no limit) keeps killing or hanging its
 -- processes: it fails for good into the dead letters instead of crash-looping the fleet.
 local function reclaim_expired(leased, ready, meta, prefix, idprefix, events, now, limit, max_reclaims, dead, dead_ms)
@@ -39,7 +39,7 @@ local function reclaim_expired(leased, ready, meta, prefix, idprefix, events, no
     local key = prefix .. id
     local f = redis.call('HMGET', key, 'priority', 'seq')
     if f[1] then
-      redis.call('HINCRBY', key, 'fence', 1)
+      redis.call('HDEL', key, 'fence')
       local reclaims = redis.call('HINCRBY', key, 'reclaims', 1)
       if finish_if_cancel_requested(key, idprefix .. id, events, id, now) then
         -- cancelled, not run again

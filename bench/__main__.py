@@ -12,8 +12,10 @@ Examples (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +81,10 @@ def _parser() -> argparse.ArgumentParser:
 def _select_libs(arg: str | None) -> list[Any]:
     if not arg:
         return [lib for lib in LIBRARIES if lib.default]
-    libs = [by_name(n.strip()) for n in arg.split(",") if n.strip()]
+    try:
+        libs = [by_name(n.strip()) for n in arg.split(",") if n.strip()]
+    except KeyError as exc:
+        raise SystemExit(f"--libs: {exc.args[0]}") from None
     if not any(lib.name == "kew" for lib in libs):
         libs.insert(0, by_name("kew"))
     return libs
@@ -93,6 +98,63 @@ def _select_scenarios(arg: str | None, full: bool) -> list[Any]:
     if unknown:
         raise SystemExit(f"unknown scenario(s) {unknown}; choose from {ALL_SCENARIOS}")
     return [sc for sc in SCENARIOS if sc.id in names]
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Refuse bad options before anything runs (a run takes minutes; its outputs come last).
+
+    Raises:
+        SystemExit: naming the option and what is wrong with it.
+    """
+    for name in ("rounds", "crash_rounds"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    for name in ("scale", "recovery"):
+        value = getattr(args, name)
+        if not value > 0:
+            raise SystemExit(f"--{name} must be a positive number, not {value}")
+    for name in ("json", "markdown", "plot"):
+        path = getattr(args, name)
+        if path is not None:
+            parent = Path(path).resolve().parent
+            try:  # a file made and removed at once: os.access says yes to root everywhere
+                with tempfile.TemporaryFile(dir=parent):
+                    pass
+            except OSError as exc:
+                raise SystemExit(f"--{name} {path}: cannot write in {parent} ({exc})") from None
+    needs = [("--plot", "matplotlib", args.plot), ("--uvloop", "uvloop", args.uvloop)]
+    for option, module, wanted in needs:
+        if wanted and importlib.util.find_spec(module) is None:
+            raise SystemExit(
+                f"{option} needs {module}: run with `uv run --group bench python -m bench ...`"
+            )
+    if args.redis_url and not args.report:
+        _check_redis(args.redis_url)
+
+
+def _check_redis(url: str) -> None:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (ValueError, redis.RedisError) as exc:
+        raise SystemExit(f"--redis-url {url}: {exc}") from None
+
+
+def _load_report(path: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--report {path}: {exc}") from None
+    doc = doc.get("run", doc) if isinstance(doc, dict) else None
+    if not isinstance(doc, dict) or "records" not in doc:
+        raise SystemExit(f"--report {path}: not a run written by --json")
+    return doc
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
@@ -125,11 +187,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.report:
-        doc = json.loads(Path(args.report).read_text())
-        doc = doc.get("run", doc)
-    else:
-        doc = _run(args)
+    _check_args(args)
+    doc = _load_report(args.report) if args.report else _run(args)
     summary = summarize(doc)
     verdicts = check(summary)
     print_rich(doc, summary, verdicts)

@@ -97,7 +97,9 @@ def env_for(lib: Library, uvloop: bool, rebuild: bool = False) -> Env:
     if not lib.requirements:
         return Env(sys.executable, _versions(sys.executable, _REPORTED))
     reqs = sorted(requirements(lib, uvloop))
-    editable = sorted(lib.editable)
+    # absolute paths: an editable install points at one checkout, and a run from another
+    # clone must not measure that one's code (the cache is shared by every clone)
+    editable = sorted(str((ROOT / e).resolve()) for e in lib.editable)
     tag = "\n".join([*reqs, *(f"-e {e}" for e in editable), sys.version])
     digest = hashlib.sha256(tag.encode()).hexdigest()[:12]
     path = _base_dir() / f"{lib.name}-{digest}"
@@ -112,7 +114,7 @@ def env_for(lib: Library, uvloop: bool, rebuild: bool = False) -> Env:
         _run([uv, "venv", "--quiet", "--python", sys.executable, str(path)], 120)
         cmd = [uv, "pip", "install", "--quiet", "--python", str(python), *reqs]
         for e in editable:
-            cmd += ["-e", str(ROOT / e)]
+            cmd += ["-e", e]
         _run(cmd, 600)
         marker.write_text(tag)
     return Env(str(python), _versions(str(python), _REPORTED))

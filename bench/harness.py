@@ -74,7 +74,7 @@ class Plan:
     def params(self, sc: Scenario) -> dict[str, Any]:
         p: dict[str, Any] = {"n": self.size(sc), "workers": sc.workers or 1}
         if sc.id == "pickup":
-            p["budget"] = 40.0 if self.full else 1.0
+            p["budget"] = 40.0 if self.full else 2.0
             p["min_tries"] = 50 if self.full else 8
         if sc.id == "crash":
             p["window"] = max(20.0, 10 * self.recovery) + (10.0 if self.full else 0.0)

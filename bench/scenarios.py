@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import random
 import re
+import shutil
 import tempfile
 import time
 from collections import Counter as Tally
@@ -530,7 +531,10 @@ async def crash(make: Callable[[], Driver], p: dict[str, Any], opts: Options) ->
             "killed": f"w{victim}",
         }
 
-    return await _closing(d, body)
+    try:
+        return await _closing(d, body)
+    finally:
+        shutil.rmtree(record_dir, ignore_errors=True)
 
 
 async def run_scenario(

@@ -25,6 +25,7 @@ import ctypes
 import json
 import os
 import resource
+import shutil
 import signal
 import sys
 import tempfile
@@ -285,6 +286,7 @@ class WorkerProcs:
         for r in self._readers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(r, 2.0)
+        shutil.rmtree(self._logdir, ignore_errors=True)  # stderr() is read before stopping
 
 
 # -- command line ---------------------------------------------------------------------------

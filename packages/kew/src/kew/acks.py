@@ -27,7 +27,8 @@ async def retrying(call: Callable[[], Awaitable[T]], attempts: int = 8) -> T:
     """Await ``call()``, retrying on connection errors with backoff (0.05 s doubling to 2 s).
 
     Used for writing a task's outcome: the scripts are safe to repeat (a repeat after a lost
-    reply finds the fence moved on and reports LEASE_LOST instead of writing twice).
+    reply finds the outcome recorded under the same fence and answers OK without writing again,
+    or, when the task was reclaimed meanwhile, the fence moved on and answers LEASE_LOST).
     """
     delay = 0.05
     for _ in range(attempts - 1):

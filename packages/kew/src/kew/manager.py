@@ -103,8 +103,9 @@ class TaskQueueManager(ReadsMixin, AdminMixin):
             same round trip) before kew reports it done (default 0: do not wait). Use it with
             replicas (Sentinel, Cluster) so that acknowledged work survives a failover.
         wait_timeout: seconds to wait for those replicas (default 1.0); a submit confirmed by
-            fewer raises NotReplicatedError (the task is queued on the primary); an outcome is
-            written again until confirmed, for up to 20 times this, and its hooks fire after.
+            fewer raises NotReplicatedError (the task is queued on the primary); a final outcome
+            is written again until confirmed, for up to 20 times this (or until shutdown), and
+            its hooks fire after.
         allow_pickled_functions: False for "by reference only": task functions must be
             importable (``module:qualname``), arguments and results are limited to JSON values
             plus tuple, bytes, datetime, date, time, Decimal and UUID (stored as tagged JSON),
@@ -235,6 +236,8 @@ class TaskQueueManager(ReadsMixin, AdminMixin):
         await asyncio.shield(self._shutdown_task)
 
     async def _shutdown(self, wait: bool, timeout: float) -> None:
+        if self._store is not None:
+            self._store.wind_down()  # outcomes being confirmed return within one WAIT
         await asyncio.gather(
             *(q.worker.stop(wait, timeout) for q in self.queues.values()), return_exceptions=True
         )

@@ -90,23 +90,30 @@ _REPLICATED = frozenset(
 )
 _SUBMITS = frozenset({"enqueue", "submit"})
 
-# Outcome writes are sent again until the replicas confirm them, for up to
-# _OUTCOME_WAITS * wait_timeout: a run's hooks fire only after, so they fire once per task even
-# when a failover drops an unconfirmed outcome and the task runs again (a forced or spurious
-# failover too: the replaced primary takes writes until the sentinels turn it into a replica,
-# and the new one may have no replica for seconds). A repeat is safe: it answers OK without
-# writing when the outcome is there under the run's fence, writes it again when it was lost,
-# and answers LEASE_LOST when the task was reclaimed meanwhile (the newer run owns the outcome,
-# and there is nothing left to confirm).
+# Final outcomes (completed, failed for good) are sent again until the replicas confirm them,
+# for up to _OUTCOME_WAITS * wait_timeout or until the manager shuts down: a run's hooks fire
+# after, so they fire once per task even when a failover drops an unconfirmed outcome and the
+# task runs again (a forced or spurious failover too: the replaced primary takes writes until
+# the sentinels turn it into a replica, and the new one may have no replica for seconds). Past
+# that bound the hooks fire on the unconfirmed outcome, with a warning. A repeat is safe: it
+# answers OK without writing when the outcome is there under the run's fence, writes it again
+# when it was lost, and answers LEASE_LOST when the task was reclaimed meanwhile (the newer run
+# owns the outcome, and there is nothing left to confirm).
 _OUTCOMES = frozenset({"complete", "fail"})
 _OUTCOME_WAITS = 20
 
 
 def _outcome_pending(name: str, reply: Any) -> bool:
-    """True when an outcome script's reply still has a recorded outcome to confirm (some code
-    is OK); False once every run it named lost its lease."""
-    codes = reply if name == "complete" else reply[:1]
-    return any(int(code) == 0 for code in codes)
+    """True when an outcome script's reply still has a final outcome to confirm: some code is
+    OK (not every run it named lost its lease), and for ``fail``, the task failed for good.
+
+    A failed attempt that will be retried is not confirmed: its retry may be claimed before a
+    replica answers, and a repeat would then report LEASE_LOST for an attempt whose failure was
+    recorded (its on_task_fail hook would never fire); the retry's own outcome is confirmed.
+    """
+    if name == "fail":
+        return int(reply[0]) == 0 and reply[2] not in (b"retry", "retry")
+    return any(int(code) == 0 for code in reply)
 
 
 # Sentinel: errors of a call made while the primary fails over (the old one is gone, or back as
@@ -261,6 +268,7 @@ class RedisStore:
         # The embedded backend keeps a cancelled BLPOP blocked on its side, where it can take a
         # later wake-up token; short blocking waits bound that to a second.
         self._max_block = 1.0 if is_memory_url(url) else None
+        self._winding_down = False  # see wind_down()
 
     def _keys(self, script: str, qk: QueueKeys) -> list[bytes]:
         """The KEYS of ``script`` for queue ``qk``, built and encoded once per queue."""
@@ -359,7 +367,10 @@ class RedisStore:
         if name in _OUTCOMES:
             give_up = time.monotonic() + _OUTCOME_WAITS * wait[1] / 1000
             while (
-                confirmed < wait[0] and _outcome_pending(name, reply) and time.monotonic() < give_up
+                confirmed < wait[0]
+                and _outcome_pending(name, reply)
+                and time.monotonic() < give_up
+                and not self._winding_down
             ):
                 await self._find_primary_again()
                 reply, confirmed = await attempt()  # idempotent per fence: see _OUTCOMES
@@ -371,6 +382,13 @@ class RedisStore:
                 )
             self._warn_unreplicated(name, confirmed)
         return reply
+
+    def wind_down(self) -> None:
+        """Stop confirming outcomes (the manager is shutting down): the next check of the
+        loop in :meth:`_run_replicated` returns the last reply, so a run whose outcome is
+        written fires its hooks within its shutdown grace instead of being cancelled in the
+        loop (the outcome stored, its hooks never fired)."""
+        self._winding_down = True
 
     async def _find_primary_again(self) -> None:
         """Sentinel: ask the sentinels for the primary again, and drop idle connections when it

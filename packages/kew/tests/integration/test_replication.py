@@ -134,7 +134,8 @@ async def test_a_batch_larger_than_a_chunk_is_published_even_when_replicas_lag()
 
 
 async def test_an_unconfirmed_outcome_is_sent_again_and_a_lost_one_reports_the_new_run() -> None:
-    """An outcome WAIT did not confirm is written again (up to 5 times): when a failover
+    """An outcome WAIT did not confirm is written again (for up to 20 x wait_timeout): when a
+    failover
     dropped it meanwhile and the task was leased to another run, the repeat answers LEASE_LOST,
     so this run's hooks do not fire (the other run's will). Simulated on a primary without a
     replica: after the first write, the task record is put back as it was (the write "lost")
@@ -176,3 +177,65 @@ async def _scan(client: Any, pattern: str) -> AsyncIterator[bytes]:
 
 async def _status_is(client: Any, key: str, status: bytes) -> bool:
     return bool(await client.hget(key, "status") == status)
+
+
+_FLAKY_CALLS: dict[str, int] = {}
+
+
+async def fails_once(key: str) -> str:
+    _FLAKY_CALLS[key] = _FLAKY_CALLS.get(key, 0) + 1
+    if _FLAKY_CALLS[key] == 1:
+        raise RuntimeError("first attempt fails")
+    return key
+
+
+async def test_a_retried_failure_fires_its_hook_even_when_no_replica_confirms_it() -> None:
+    """The retry of an unconfirmed failure may be claimed before any replica answers: the
+    failed attempt's on_task_fail (status RETRY) must still fire, then on_task_complete once."""
+    fired: list[str] = []
+    with RedisServer() as lonely:
+        async with TaskQueueManager(
+            lonely.url,
+            namespace="repl",
+            wait_replicas=1,
+            wait_timeout=0.2,
+            on_task_fail=lambda info, exc: fired.append(f"fail:{info.status.value}"),
+            on_task_complete=lambda info: fired.append("complete"),
+        ) as m:
+            await m.create_queue(QueueConfig("q", max_workers=2, max_retries=1, retry_delay=0.1))
+            with pytest.raises(NotReplicatedError):  # queued all the same
+                await m.submit_task("a", "q", "flaky", fails_once, P, "a")
+            done = await m.wait_for_task("a", timeout=30)
+            assert done.status is TaskStatus.COMPLETED
+            await wait_until(lambda: "complete" in fired, timeout=30)
+    assert fired == ["fail:retry", "complete"]
+
+
+async def test_a_shutdown_while_an_outcome_awaits_confirmation_still_fires_its_hook() -> None:
+    """Confirming an outcome may take 20 x wait_timeout; shutting down meanwhile ends the
+    confirmation (the outcome is written) and the hook fires within the shutdown grace."""
+    fired: list[str] = []
+    with RedisServer() as lonely:
+        m = TaskQueueManager(
+            lonely.url,
+            namespace="repl",
+            wait_replicas=1,
+            wait_timeout=0.5,
+            on_task_complete=lambda info: fired.append(info.task_id),
+        )
+        await m.initialize()
+        try:
+            await m.create_queue(QueueConfig("q", max_workers=1))
+            with pytest.raises(NotReplicatedError):
+                await m.submit_task("a", "q", "double", double, P, 1)
+            reader = create_client(lonely.url)
+            try:
+                await wait_until(
+                    lambda: _status_is(reader, "repl:{q}:task:a", b"completed"), timeout=10
+                )
+            finally:
+                await reader.aclose()
+            assert fired == []  # written, not yet confirmed
+        finally:
+            await m.shutdown(wait=True, timeout=3.0)
+    assert fired == ["a"]

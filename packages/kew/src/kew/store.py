@@ -112,7 +112,7 @@ def _outcome_pending(name: str, reply: Any) -> bool:
     recorded (its on_task_fail hook would never fire); the retry's own outcome is confirmed.
     """
     if name == "fail":
-        return int(reply[0]) == 0 and reply[2] not in (b"retry", "retry")
+        return int(reply[0]) == 0 and reply[2] != b"retry"  # binary replies: see __init__
     return any(int(code) == 0 for code in reply)
 
 

@@ -5,6 +5,13 @@ derived from its requirements and the Python version, so a changed pin makes a n
 built once (``uv venv`` + ``uv pip install``) and then every measurement starts a fresh process
 with its interpreter, which costs a Python start-up instead of a ``uv run`` resolution.
 
+Every environment is measured with its modules compiled to bytecode, as ``pip install`` leaves
+them: uv does not compile by default, and where ``PYTHONDONTWRITEBYTECODE`` is set each process
+would compile redis-py from source at import; that costs start-up time and raises the peak RSS
+by the compiler's memory (about 18 MiB for redis-py 8.1's ``commands/core.py``), which is not
+what a user's process carries. ``_compile`` runs once per environment and run (``compileall``
+skips what is up to date).
+
 kew itself runs on the interpreter running the harness: the workspace environment of
 ``uv run python -m bench``.
 """
@@ -88,6 +95,33 @@ _REPORTED = [
 ]  # fmt: skip
 
 
+def _compile(python: str) -> None:
+    """Compile every module ``python`` imports from outside its standard library to bytecode.
+
+    Covers the environment's site-packages, editable sources (this checkout's packages) and
+    ``bench/`` itself (its drivers run in every measured process). A file that does not compile
+    on this Python (coredis ships a 3.12-only module) is left as it is: it is never imported.
+
+    Raises:
+        EnvError: the interpreter failed or timed out.
+    """
+    code = (
+        "import compileall, os, sys\n"
+        "dirs = [p for p in sys.path if os.path.isdir(p) and not p.startswith(sys.base_prefix)]\n"
+        f"dirs.append({str(ROOT / 'bench')!r})\n"
+        "for d in dirs: compileall.compile_dir(d, quiet=2, workers=0)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    try:
+        proc = subprocess.run(
+            [python, "-c", code], capture_output=True, text=True, timeout=600, cwd=ROOT, env=env
+        )
+    except subprocess.TimeoutExpired:
+        raise EnvError(f"compiling {python}'s modules timed out") from None
+    if proc.returncode != 0:
+        raise EnvError(f"cannot compile {python}'s modules: {proc.stderr.strip()[-300:]}")
+
+
 def env_for(lib: Library, uvloop: bool, rebuild: bool = False) -> Env:
     """Return ``lib``'s environment, building it first when needed.
 
@@ -95,6 +129,7 @@ def env_for(lib: Library, uvloop: bool, rebuild: bool = False) -> Env:
         EnvError: the packages cannot be installed here (the reason is in the message).
     """
     if not lib.requirements:
+        _compile(sys.executable)
         return Env(sys.executable, _versions(sys.executable, _REPORTED))
     reqs = sorted(requirements(lib, uvloop))
     # absolute paths: an editable install points at one checkout, and a run from another
@@ -117,4 +152,5 @@ def env_for(lib: Library, uvloop: bool, rebuild: bool = False) -> Env:
             cmd += ["-e", e]
         _run(cmd, 600)
         marker.write_text(tag)
+    _compile(str(python))
     return Env(str(python), _versions(str(python), _REPORTED))

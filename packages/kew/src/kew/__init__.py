@@ -3,7 +3,7 @@
 The public surface is re-exported here; see the README for the API.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from .breaker import RedisCircuitBreaker
 from .clock import Clock, SystemClock
@@ -27,10 +27,21 @@ from .models import QueueConfig, QueuePriority, TaskInfo, TaskStatus
 from .queue import Queue
 from .signing import SignatureError
 
-try:
-    __version__ = version("kew")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+
+def __getattr__(name: str) -> Any:
+    """``kew.__version__``, read from the installed metadata on first use (pyproject.toml is
+    the one place it is written; importlib.metadata costs start-up time and memory)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'kew' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        value = version("kew")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        value = "0.0.0"
+    globals()["__version__"] = value
+    return value
+
 
 __all__ = [
     "AttemptTimeoutError",

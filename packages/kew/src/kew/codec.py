@@ -18,7 +18,6 @@ import sys
 import types
 import uuid
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from .exceptions import SerializationError
@@ -43,7 +42,6 @@ _ENCODERS: dict[type, tuple[str, Callable[[Any], Any]]] = {
     dt.datetime: ("datetime", lambda v: v.isoformat()),
     dt.date: ("date", lambda v: v.isoformat()),
     dt.time: ("time", lambda v: v.isoformat()),
-    Decimal: ("decimal", str),
     uuid.UUID: ("uuid", str),
 }
 _DECODERS: dict[str, Callable[[Any], Any]] = {
@@ -51,10 +49,24 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     "datetime": dt.datetime.fromisoformat,
     "date": dt.date.fromisoformat,
     "time": dt.time.fromisoformat,
-    "decimal": Decimal,
+    "decimal": lambda v: _decimal().Decimal(v),
     "uuid": uuid.UUID,
     "tuple": lambda v: tuple(v),
 }
+
+
+def _decimal() -> types.ModuleType:
+    # decimal is imported when a Decimal is read, not with kew (it costs ~350 KiB of RSS)
+    import decimal
+
+    return decimal
+
+
+def _decimal_encoder(t: type) -> tuple[str, Callable[[Any], Any]] | None:
+    """The encoder of ``decimal.Decimal`` when ``t`` is it (no Decimal exists before the
+    decimal module is imported, so its absence from ``sys.modules`` answers without importing)."""
+    module = sys.modules.get("decimal")
+    return ("decimal", str) if module is not None and t is module.Decimal else None
 
 
 def _to_json(value: Any, depth: int = 0) -> Any:
@@ -73,7 +85,7 @@ def _to_json(value: Any, depth: int = 0) -> Any:
         if _TYPE in value:
             raise SerializationError(f"dict key {_TYPE!r} is reserved")
         return {k: _to_json(v, depth + 1) for k, v in value.items()}
-    enc = _ENCODERS.get(t)
+    enc = _ENCODERS.get(t) or _decimal_encoder(t)
     if enc is None:
         raise SerializationError(
             f"values of type {t.__name__} cannot be stored when pickling is not allowed "

@@ -26,8 +26,6 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-import cloudpickle
-
 from .exceptions import SerializationError
 
 __all__ = [
@@ -67,6 +65,18 @@ def importable_ref(func: Callable[..., Any]) -> str | None:
     return f"{module}:{qualname}" if obj is func else None
 
 
+def _cloudpickle(value: Any) -> bytes:
+    """Pickle ``value`` with cloudpickle, imported on first use: most processes never need it.
+
+    Loading needs no import here: a cloudpickle stream names the cloudpickle functions it
+    calls, and ``pickle.loads`` imports them.
+    """
+    import cloudpickle
+
+    data: bytes = cloudpickle.dumps(value, protocol=_PICKLE_PROTOCOL)
+    return data
+
+
 def encode_function(func: Callable[..., Any]) -> bytes:
     """Encode a task function: by reference when importable, by cloudpickle otherwise.
 
@@ -82,7 +92,7 @@ def encode_function(func: Callable[..., Any]) -> bytes:
         data = b"r" + ref.encode()
     else:
         try:
-            data = b"c" + cloudpickle.dumps(func, protocol=_PICKLE_PROTOCOL)
+            data = b"c" + _cloudpickle(func)
         except Exception as exc:
             raise SerializationError(
                 f"task function {func!r} ({type(func).__name__}) cannot be serialized: {exc}"
@@ -116,7 +126,7 @@ def decode_function(data: bytes) -> Callable[..., Any]:
             return obj  # type: ignore[no-any-return]
         if tag == b"c":
             local = _local_functions.get(data)
-            return local if local is not None else cloudpickle.loads(body)
+            return local if local is not None else pickle.loads(body)
     except Exception as exc:
         raise SerializationError(f"cannot load task function: {exc}") from exc
     raise SerializationError(f"unknown function encoding tag {tag!r}")
@@ -125,7 +135,7 @@ def decode_function(data: bytes) -> Callable[..., Any]:
 def _first_unpicklable(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     for name, value in [*((f"argument {i}", a) for i, a in enumerate(args)), *kwargs.items()]:
         try:
-            cloudpickle.dumps(value)
+            _cloudpickle(value)
         except Exception:
             return f"{name} of type {type(value).__name__}"
     return "the arguments"
@@ -145,7 +155,7 @@ def encode_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
     except Exception:
         pass
     try:
-        data: bytes = cloudpickle.dumps((args, kwargs), protocol=_PICKLE_PROTOCOL)
+        data: bytes = _cloudpickle((args, kwargs))
         return b"c" + data
     except Exception as exc:
         raise SerializationError(
@@ -207,7 +217,7 @@ def encode_result(value: Any) -> bytes:
     except Exception:
         pass
     try:
-        data: bytes = cloudpickle.dumps(value, protocol=_PICKLE_PROTOCOL)
+        data: bytes = _cloudpickle(value)
         return b"p" + data
     except Exception as exc:
         raise SerializationError(

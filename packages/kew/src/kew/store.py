@@ -463,7 +463,7 @@ class RedisStore:
         if len(rows) == 1:  # sequential submits: the lean one-task script
             keys = self._keys("enqueue", qk)
             return [int(await self._run("enqueue", keys, [now_ms, max_size, qk.queue, *rows[0]]))]
-        args: list[Arg] = [now_ms, max_size, "each", 0, qk.queue, "-"]
+        args: list[Arg] = [now_ms, max_size, "each", 0, qk.queue, "-", 0]
         for row in rows:
             args.extend(row)
         codes = await self._run("submit", self._keys("submit", qk), args)
@@ -558,13 +558,16 @@ class RedisStore:
         rows: Sequence[Sequence[Arg]],
         *,
         batch_id: str,
+        staged: int,
         final: bool,
         staging_ttl_ms: int,
     ) -> tuple[int, int]:
-        """Write one chunk of an all-or-nothing batch; return (code, 1-based index or 0).
+        """Send one chunk of an all-or-nothing batch; return (code, index or 0).
 
-        Non-final chunks are staged (invisible to workers); the final chunk publishes every staged
-        task with its own, or deletes them all on any error.
+        ``staged`` is how many tasks of the batch earlier calls staged; the index is the
+        offending task's position in the whole batch (1-based). Non-final chunks are staged
+        (kept aside, invisible to workers, for ``staging_ttl_ms`` ms); the final chunk writes
+        every staged task with its own, or none of them on any error.
         """
         args: list[Arg] = [
             now_ms,
@@ -573,6 +576,7 @@ class RedisStore:
             staging_ttl_ms,
             qk.queue,
             batch_id,
+            staged,
         ]
         for row in rows:
             args.extend(row)

@@ -171,9 +171,9 @@ async def submit_batch(
 ) -> None:
     """Enqueue ``rows`` all-or-nothing, one round trip per ``chunk`` tasks.
 
-    Chunks before the last are staged (written, invisible to workers, expiring after
-    STAGING_TTL); the last one checks capacity for the whole batch and publishes every staged
-    task with its own, or deletes them all.
+    Chunks before the last are staged (their rows kept aside in Redis, invisible to workers,
+    expiring after STAGING_TTL); the last one checks every id and the capacity for the whole
+    batch and writes every task, or none.
 
     Raises:
         QueueProcessorError: the batch does not fit under ``max_size`` (or a staged chunk
@@ -218,12 +218,13 @@ async def _submit_chunks(
             max_size,
             [r.script_args() for r in part],
             batch_id=batch_id,
+            staged=start,
             final=start + chunk >= len(rows),
             staging_ttl_ms=to_ms(STAGING_TTL),
         )
         if code == ScriptCode.NOT_FOUND:
             raise QueueProcessorError("batch aborted: a staged chunk expired before commit")
-        err = error_for_code(code, part[index - 1].task_id if index > 0 else keys.queue)
+        err = error_for_code(code, rows[index - 1].task_id if index > 0 else keys.queue)
         if err is not None:
             raise err
 

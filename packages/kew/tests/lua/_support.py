@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kew.keys import QueueKeys
@@ -52,6 +52,7 @@ class Env:
     client: Redis
     ns: str
     qk: QueueKeys
+    staged: dict[str, int] = field(default_factory=dict)  # tasks staged per batch id
 
     # -- scripts -----------------------------------------------------------------------------
 
@@ -61,15 +62,29 @@ class Env:
     async def stage(
         self, batch: str, *rows: Sequence[Any], now: int = NOW, max_size: int = 100
     ) -> tuple[int, int]:
-        return await self.store.submit_atomic(
-            self.qk, now, max_size, rows, batch_id=batch, final=False, staging_ttl_ms=STAGING_TTL
-        )
+        """Stage a chunk of ``batch``, counting its tasks as staged when it is accepted."""
+        got = await self._chunk(batch, rows, now, max_size, final=False)
+        if got[0] == OK:
+            self.staged[batch] = self.staged.get(batch, 0) + len(rows)
+        return got
 
     async def commit(
         self, batch: str, *rows: Sequence[Any], now: int = NOW, max_size: int = 100
     ) -> tuple[int, int]:
+        return await self._chunk(batch, rows, now, max_size, final=True)
+
+    async def _chunk(
+        self, batch: str, rows: Sequence[Sequence[Any]], now: int, max_size: int, final: bool
+    ) -> tuple[int, int]:
         return await self.store.submit_atomic(
-            self.qk, now, max_size, rows, batch_id=batch, final=True, staging_ttl_ms=STAGING_TTL
+            self.qk,
+            now,
+            max_size,
+            rows,
+            batch_id=batch,
+            staged=self.staged.get(batch, 0),
+            final=final,
+            staging_ttl_ms=STAGING_TTL,
         )
 
     async def claim(

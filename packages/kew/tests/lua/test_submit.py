@@ -134,11 +134,13 @@ async def test_single_chunk_commit(env: Env) -> None:
 async def test_staged_chunks_are_invisible_until_commit(env: Env) -> None:
     assert await env.stage("b1", row("a"), row("b", due=NOW + 10)) == (OK, 0)
     assert await env.stage("b1", row("c")) == (OK, 0)
-    # written, but not enqueued: no worker can claim them
-    for tid in ("a", "b", "c"):
-        assert (await env.task(tid))["status"] == "queued"
-        assert 0 < await env.pttl(env.qk.task(tid)) <= STAGING_TTL
-    assert await env.client.lrange(env.qk.staging("b1"), 0, -1) == [b"a", b"b", b"c"]
+    # kept aside as rows: no task record, nothing a worker can claim
+    assert await env.client.exists(*(env.qk.task(t) for t in "abc")) == 0
+    assert await env.client.lrange(env.qk.staging("b1"), 0, -1) == [
+        str(v).encode() if not isinstance(v, bytes) else v
+        for r in (row("a"), row("b", due=NOW + 10), row("c"))
+        for v in r
+    ]
     assert 0 < await env.pttl(env.qk.staging("b1")) <= STAGING_TTL
     assert await env.ready() == []
     assert await env.scheduled() == []
@@ -150,25 +152,62 @@ async def test_staged_chunks_are_invisible_until_commit(env: Env) -> None:
     assert await env.scheduled() == [("b", float(NOW + 10))]
     for tid in ("a", "b", "c", "d"):
         assert await env.pttl(env.qk.task(tid)) == -1, tid
+        assert (await env.task(tid))["status"] == "queued"
     assert await env.client.exists(env.qk.staging("b1")) == 0
     assert await env.wake_len() == 1
     assert await env.claim_ids() == ["a", "c", "d"]
 
 
+async def test_a_committed_batch_leaves_the_same_records_as_one_call(env: Env) -> None:
+    rows = [row("a", 1, task_type="x", args=b"p1"), row("b", due=NOW + 10), row("c", 3)]
+    assert await env.stage("b1", *rows[:2]) == (OK, 0)
+    assert await env.commit("b1", rows[2]) == (OK, 0)
+    chunked = {t: await env.task(t) for t in "abc"}
+    await env.store.delete_namespace(env.ns)
+    assert await env.commit("b2", *rows) == (OK, 0)
+    assert {t: await env.task(t) for t in "abc"} == chunked
+
+
 async def test_commit_duplicate_aborts_and_deletes_staged(env: Env) -> None:
     await env.submit(row("x", task_type="existing"))
     assert await env.stage("b1", row("a"), row("b")) == (OK, 0)
-    assert await env.commit("b1", row("c"), row("x")) == (DUPLICATE, 2)
+    assert await env.commit("b1", row("c"), row("x")) == (DUPLICATE, 4)  # 4th of the batch
     assert await env.client.exists(env.qk.task("a"), env.qk.task("b"), env.qk.task("c")) == 0
     assert await env.client.exists(env.qk.staging("b1")) == 0
     assert (await env.task("x"))["type"] == "existing"
     assert await env.ready() == ["x"]
 
 
-async def test_stage_duplicate_of_earlier_chunk_aborts(env: Env) -> None:
+async def test_a_staged_id_taken_before_the_commit_aborts_it(env: Env) -> None:
+    assert await env.stage("b1", row("a"), row("b")) == (OK, 0)
+    await env.submit(row("b", task_type="raced"))  # another client wins the id meanwhile
+    assert await env.commit("b1", row("c")) == (DUPLICATE, 2)
+    assert await env.client.exists(env.qk.task("a"), env.qk.task("c")) == 0
+    assert (await env.task("b"))["type"] == "raced"
+    assert await env.ready() == ["b"]
+
+
+async def test_stage_refuses_an_id_already_taken(env: Env) -> None:
+    await env.submit(row("x"))
     assert await env.stage("b1", row("a")) == (OK, 0)
-    assert await env.stage("b1", row("b"), row("a")) == (DUPLICATE, 2)
+    assert await env.stage("b1", row("b"), row("x")) == (DUPLICATE, 3)  # 3rd of the batch
+    assert await env.client.exists(env.qk.staging("b1")) == 0
     assert await env.client.exists(env.qk.task("a"), env.qk.task("b")) == 0
+
+
+async def test_an_id_twice_in_one_batch_aborts_at_commit(env: Env) -> None:
+    assert await env.stage("b1", row("a")) == (OK, 0)
+    assert await env.stage("b1", row("b"), row("a")) == (OK, 0)
+    assert await env.commit("b1", row("c")) == (DUPLICATE, 3)
+    assert await env.client.exists(*(env.qk.task(t) for t in "abc")) == 0
+    assert await env.client.exists(env.qk.staging("b1")) == 0
+    assert await env.ready() == []
+
+
+async def test_stage_refuses_a_batch_already_over_max_size(env: Env) -> None:
+    await env.submit(row("w"), max_size=3)
+    assert await env.stage("b1", row("a"), max_size=3) == (OK, 0)
+    assert await env.stage("b1", row("b"), row("c"), max_size=3) == (QUEUE_FULL, 0)
     assert await env.client.exists(env.qk.staging("b1")) == 0
 
 
@@ -190,11 +229,28 @@ async def test_commit_exactly_max_size_fits(env: Env) -> None:
 
 async def test_commit_with_expired_staged_chunk_publishes_nothing(env: Env) -> None:
     assert await env.stage("b1", row("a"), row("b")) == (OK, 0)
-    await env.client.delete(env.qk.task("a"))  # as if its staging ttl ran out
+    await env.client.delete(env.qk.staging("b1"))  # as if its staging ttl ran out
     assert await env.commit("b1", row("c")) == (NOT_FOUND, 0)
-    assert await env.client.exists(env.qk.task("b"), env.qk.task("c")) == 0
-    assert await env.client.exists(env.qk.staging("b1")) == 0
+    assert await env.client.exists(*(env.qk.task(t) for t in "abc")) == 0
     assert await env.ready() == []
+
+
+async def test_a_chunk_after_an_expired_one_is_refused(env: Env) -> None:
+    assert await env.stage("b1", row("a")) == (OK, 0)
+    await env.client.delete(env.qk.staging("b1"))
+    assert await env.stage("b1", row("b")) == (NOT_FOUND, 0)
+    assert await env.client.exists(env.qk.staging("b1")) == 0
+
+
+async def test_a_batch_larger_than_one_unpack_slice(env: Env) -> None:
+    # past the script's slices (4000 values per RPUSH / EXISTS / ZADD call)
+    rows = [row(f"t{i}", due=NOW + 5 if i % 3 == 0 else 0) for i in range(5000)]
+    assert await env.stage("b1", *rows[:2500], max_size=10_000) == (OK, 0)
+    assert await env.commit("b1", *rows[2500:], max_size=10_000) == (OK, 0)
+    ready = await env.ready()
+    assert ready == [f"t{i}" for i in range(5000) if i % 3]
+    assert len(await env.scheduled()) == 5000 - len(ready)
+    assert await env.client.hget(env.qk.meta, "seq") == b"5000"
 
 
 async def test_batches_are_independent(env: Env) -> None:
@@ -202,7 +258,7 @@ async def test_batches_are_independent(env: Env) -> None:
     assert await env.stage("b2", row("z")) == (OK, 0)
     assert await env.commit("b2") == (OK, 0)
     assert await env.ready() == ["z"]
-    assert await env.client.lrange(env.qk.staging("b1"), 0, -1) == [b"a"]
+    assert (await env.client.lrange(env.qk.staging("b1"), 0, -1))[0] == b"a"
 
 
 # -- one task (enqueue-2.lua) and many (submit.lua 'each') agree -----------------------------------
@@ -240,7 +296,7 @@ async def _each_script(env: Env, rows: list[tuple[str, str, int, int, bytes, byt
     keys = env.store._keys("submit", env.qk)
     codes: list[int] = []
     for r in rows:
-        codes += await env.store._run("submit", keys, [NOW, 3, "each", 0, env.qk.queue, "-", *r])
+        codes += await env.store._run("submit", keys, [NOW, 3, "each", 0, env.qk.queue, "-", 0, *r])
     return codes
 
 

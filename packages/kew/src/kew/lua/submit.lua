@@ -4,23 +4,28 @@
 --                    path builds its keys from it (fewer arguments to send per submit):
 --                    ready (ZSET by priority, sequence), scheduled (ZSET by due ms), wake
 --                    (LIST), meta (HASH: sequence counter), task:<id> (HASH), staging:<batch>
---                    (LIST of ids written by earlier chunks of a batch)
+--                    (LIST: the rows of a batch's earlier chunks, 6 values per task)
 -- KEYS[2] idprefix   prefix of the namespace's task-id keys: an id is taken while any queue of
 --                    the namespace holds a record of it (the key expires with the record)
 --
 -- ARGV[1] now (ms)   ARGV[2] max_size   ARGV[3] mode   ARGV[4] staging ttl (ms)
 -- ARGV[5] queue name   ARGV[6] batch id (names the staging list; '-' outside batches)
--- ARGV[7..] per task, 6 values: id, type, priority, due (ms, 0 = ready now), func, args
+-- ARGV[7] tasks of this batch staged by earlier calls (0 outside batches)
+-- ARGV[8..] per task, 6 values: id, type, priority, due (ms, 0 = ready now), func, args
 --
 -- mode 'each'  : every task on its own; returns one code per task (OK | DUPLICATE | QUEUE_FULL)
--- mode 'stage' : all-or-nothing chunk of a larger batch: hashes are written but not enqueued,
---                and expire after the staging ttl unless a later 'commit' publishes them
--- mode 'commit': all-or-nothing: this chunk and every staged one are enqueued, or none is and
---                the staged hashes are deleted
--- 'stage' and 'commit' return {code, index of the offending task (1-based), 0 when none}.
+-- mode 'stage' : a chunk of a larger all-or-nothing batch: its rows are appended to the staging
+--                list (nothing else is written; the list expires after the staging ttl) once
+--                its ids are free and the batch so far fits under max_size
+-- mode 'commit': the last chunk: every staged row and this chunk's are enqueued, or none is
+--                (the staging list is deleted either way)
+-- 'stage' and 'commit' return {code, index of the offending task in the whole batch (1-based),
+-- 0 when none}; NOT_FOUND when the staging list does not hold ARGV[7] tasks (it expired).
 --
 -- Cost per task: one SET (id key), one HSET and a share of one ZADD (members are added in
--- slices of up to 4000 per call); sequence numbers are reserved once per call.
+-- slices of up to 2000 per call); ids are checked with one EXISTS per slice; sequence numbers
+-- are reserved once per call. A batch is written by its commit, one script run: Redis is busy
+-- for about 3 us per task of the batch there (staged chunks cost a share of one RPUSH each).
 --!include includes/codes.lua
 --!include includes/ready_score.lua
 --!include includes/task_hash.lua
@@ -33,9 +38,10 @@ local max_size = tonumber(ARGV[2])
 local mode = ARGV[3]
 local staging_ttl = tonumber(ARGV[4])
 local queue = ARGV[5]
-local FIRST, WIDTH = 7, 6
+local staged = tonumber(ARGV[7])
+local FIRST, WIDTH = 8, 6
 local count = (#ARGV - FIRST + 1) / WIDTH
-local SLICE = 4000
+local SLICE = 4000 -- values per unpack (Lua's C stack holds about 8000)
 
 -- ZADD members collected per set and sent in slices (fewer redis.call round trips in Lua).
 local pending = {[ready] = {}, [scheduled] = {}}
@@ -56,33 +62,30 @@ local function zadd_flush()
   end
 end
 
-local seq_next = 0
+-- Sequence numbers: `n` reserved with one HINCRBY on first use (unused ones leave gaps).
+local seq_next, seq_reserve = 0, count
 local function next_seq()
   if seq_next == 0 then
-    seq_next = redis.call('HINCRBY', meta, 'seq', count) - count + 1
+    seq_next = redis.call('HINCRBY', meta, 'seq', seq_reserve) - seq_reserve + 1
   end
   seq_next = seq_next + 1
   return seq_next - 1
 end
 
--- Write task i's HASH; when `publish`, also place it in ready or scheduled.
-local function write_task(i, publish)
-  local o = FIRST + (i - 1) * WIDTH
-  local id, priority, due = ARGV[o], ARGV[o + 2], tonumber(ARGV[o + 3])
+-- Write the task whose 6 values start at v[o]: its id key, its HASH, its place in ready or
+-- scheduled.
+local function write_task(v, o)
+  local id, task_type, priority, due, func, args = v[o], v[o + 1], v[o + 2], tonumber(v[o + 3]), v[o + 4], v[o + 5]
   local key = prefix .. id
   redis.call('SET', idprefix .. id, queue)
-  local task_type, func, args = ARGV[o + 1], ARGV[o + 4], ARGV[o + 5]
-  if publish and due <= now then
+  if due <= now then
     local seq = next_seq()
     write_task_hash(key, id, queue, task_type, priority, now, func, args, 'seq', seq)
     zadd_later(ready, ready_score(priority, seq), id)
   else
     write_task_hash(key, id, queue, task_type, priority, now, func, args, 'due', due)
-    if publish then
-      zadd_later(scheduled, due, id)
-    end
+    zadd_later(scheduled, due, id)
   end
-  return id, key
 end
 
 local function size()
@@ -93,12 +96,13 @@ if mode == 'each' then
   local codes = {}
   local waiting = size()
   for i = 1, count do
-    if redis.call('EXISTS', idprefix .. ARGV[FIRST + (i - 1) * WIDTH]) == 1 then
+    local o = FIRST + (i - 1) * WIDTH
+    if redis.call('EXISTS', idprefix .. ARGV[o]) == 1 then
       codes[i] = DUPLICATE
     elseif waiting >= max_size then
       codes[i] = QUEUE_FULL
     else
-      write_task(i, true)
+      write_task(ARGV, o)
       waiting = waiting + 1
       codes[i] = OK
     end
@@ -108,77 +112,75 @@ if mode == 'each' then
   return codes
 end
 
+-- all-or-nothing ('stage', 'commit') ------------------------------------------------------------
+
 local function abort(code, index)
-  for _, id in ipairs(redis.call('LRANGE', staging, 0, -1)) do
-    redis.call('DEL', prefix .. id, idprefix .. id)
-  end
   redis.call('DEL', staging)
   return {code, index}
 end
 
--- all-or-nothing: check every id (one EXISTS per slice; per id only when one exists)
-for first = 1, count, SLICE do
-  local last = math.min(count, first + SLICE - 1)
-  local keys = {}
-  for i = first, last do
-    keys[#keys + 1] = idprefix .. ARGV[FIRST + (i - 1) * WIDTH]
-  end
-  if redis.call('EXISTS', unpack(keys)) > 0 then
-    for i = first, last do
-      if redis.call('EXISTS', keys[i - first + 1]) == 1 then
-        return abort(DUPLICATE, i)
+-- The first task among the rows of v from index o_first to index o_last (6 values a row) whose
+-- id is taken in Redis or (with `seen`) earlier in the batch; returns its position among them
+-- (1-based) or nil. One EXISTS per slice of ids; per id only when a slice has a hit.
+local function first_taken(v, o_first, o_last, seen)
+  local i = 0
+  for o = o_first, o_last, WIDTH * SLICE do
+    local keys, ids = {}, {}
+    for p = o, math.min(o_last, o + WIDTH * (SLICE - 1)), WIDTH do
+      ids[#ids + 1] = v[p]
+      keys[#keys + 1] = idprefix .. v[p]
+    end
+    local hit = redis.call('EXISTS', unpack(keys)) > 0
+    for k = 1, #ids do
+      if (hit and redis.call('EXISTS', keys[k]) == 1) or (seen and seen[ids[k]]) then
+        return i + k
+      end
+      if seen then
+        seen[ids[k]] = true
       end
     end
+    i = i + #ids
   end
+  return nil
 end
-local staged = redis.call('LLEN', staging)
-if size() + staged + count > max_size then
-  return abort(QUEUE_FULL, 0)
+
+if staged > 0 and redis.call('LLEN', staging) ~= staged * WIDTH then
+  return abort(NOT_FOUND, 0) -- an earlier chunk's rows outlived the staging ttl
 end
 
 if mode == 'stage' then
-  local ids = {}
-  for i = 1, count do
-    local id, key = write_task(i, false)
-    redis.call('PEXPIRE', key, staging_ttl)
-    redis.call('PEXPIRE', idprefix .. id, staging_ttl)
-    ids[#ids + 1] = id
-    if #ids >= SLICE then
-      redis.call('RPUSH', staging, unpack(ids))
-      ids = {}
-    end
+  local bad = first_taken(ARGV, FIRST, #ARGV, nil)
+  if bad then
+    return abort(DUPLICATE, staged + bad)
   end
-  if #ids > 0 then
-    redis.call('RPUSH', staging, unpack(ids))
+  if size() + staged + count > max_size then
+    return abort(QUEUE_FULL, 0)
+  end
+  for o = FIRST, #ARGV, SLICE do
+    redis.call('RPUSH', staging, unpack(ARGV, o, math.min(#ARGV, o + SLICE - 1)))
   end
   redis.call('PEXPIRE', staging, staging_ttl)
   return {OK, 0}
 end
 
-local staged_ids = redis.call('LRANGE', staging, 0, -1)
-for _, id in ipairs(staged_ids) do
-  if redis.call('EXISTS', prefix .. id) == 0 then
-    return abort(NOT_FOUND, 0) -- a staged chunk outlived its ttl: publish nothing
-  end
+-- commit: the staged rows, then this chunk's
+local rows = staged > 0 and redis.call('LRANGE', staging, 0, -1) or {}
+for o = FIRST, #ARGV do
+  rows[#rows + 1] = ARGV[o]
 end
-for _, id in ipairs(staged_ids) do
-  local key = prefix .. id
-  local f = redis.call('HMGET', key, 'priority', 'due')
-  redis.call('PERSIST', key)
-  redis.call('PERSIST', idprefix .. id)
-  local due = tonumber(f[2])
-  if due > now then
-    zadd_later(scheduled, due, id)
-  else
-    local seq = redis.call('HINCRBY', meta, 'seq', 1)
-    redis.call('HSET', key, 'seq', seq)
-    zadd_later(ready, ready_score(f[1], seq), id)
-  end
+local total = #rows / WIDTH
+local bad = first_taken(rows, 1, #rows, {})
+if bad then
+  return abort(DUPLICATE, bad)
+end
+if size() + total > max_size then
+  return abort(QUEUE_FULL, 0)
+end
+seq_reserve = total
+for o = 1, #rows, WIDTH do
+  write_task(rows, o)
 end
 redis.call('DEL', staging)
-for i = 1, count do
-  write_task(i, true)
-end
 zadd_flush()
 wake_workers(wake)
 return {OK, 0}

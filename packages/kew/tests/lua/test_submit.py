@@ -242,6 +242,16 @@ async def test_a_chunk_after_an_expired_one_is_refused(env: Env) -> None:
     assert await env.client.exists(env.qk.staging("b1")) == 0
 
 
+async def test_a_chunk_sent_twice_is_staged_once(env: Env) -> None:
+    # a retried call whose first reply was lost: the repeat must not stage the rows again
+    assert await env.stage("b1", row("a"), row("b")) == (OK, 0)
+    env.staged["b1"] = 0  # the retry carries the same arguments as the first try
+    assert await env.stage("b1", row("a"), row("b")) == (OK, 0)
+    assert await env.client.llen(env.qk.staging("b1")) == 2 * 6
+    assert await env.commit("b1", row("c")) == (OK, 0)
+    assert await env.ready() == ["a", "b", "c"]
+
+
 async def test_a_batch_larger_than_one_unpack_slice(env: Env) -> None:
     # past the script's slices (4000 values per RPUSH / EXISTS / ZADD call)
     rows = [row(f"t{i}", due=NOW + 5 if i % 3 == 0 else 0) for i in range(5000)]

@@ -20,7 +20,8 @@
 -- mode 'commit': the last chunk: every staged row and this chunk's are enqueued, or none is
 --                (the staging list is deleted either way)
 -- 'stage' and 'commit' return {code, index of the offending task in the whole batch (1-based),
--- 0 when none}; NOT_FOUND when the staging list does not hold ARGV[7] tasks (it expired).
+-- 0 when none}; NOT_FOUND when the staging list does not hold ARGV[7] tasks (it expired). A
+-- chunk staged twice (a retried call) is staged once: the repeat answers OK.
 --
 -- Cost per task: one SET (id key), one HSET and a share of one ZADD (members are added in
 -- slices of up to 2000 per call); ids are checked with one EXISTS per slice; sequence numbers
@@ -144,7 +145,12 @@ local function first_taken(v, o_first, o_last, seen)
   return nil
 end
 
-if staged > 0 and redis.call('LLEN', staging) ~= staged * WIDTH then
+local held = redis.call('LLEN', staging)
+if mode == 'stage' and held == (staged + count) * WIDTH and count > 0
+    and redis.call('LINDEX', staging, staged * WIDTH) == ARGV[FIRST] then
+  return {OK, 0} -- this chunk again (a call retried after its reply was lost): staged already
+end
+if held ~= staged * WIDTH then
   return abort(NOT_FOUND, 0) -- an earlier chunk's rows outlived the staging ttl
 end
 

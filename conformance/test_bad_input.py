@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -130,6 +131,8 @@ CASES = [
     Case("batch-entry-without-task-func", batch([entry(task_func=_DROP)])),
     Case("batch-entry-without-task-id", batch([entry(task_id=_DROP)]), task_ids=()),
     Case("batch-entry-unknown-key", batch([entry(taskid="typo")])),
+    Case("batch-entry-unknown-keys-of-mixed-types", batch([{**entry(), 1: "x", "y": 2}])),
+    Case("batch-entry-a-mapping-not-a-dict", batch([MappingProxyType(entry(args="abc"))])),
     Case("batch-entry-args-a-string", batch([entry(args="abc")])),
     Case("batch-entry-kwargs-a-list", batch([entry(kwargs=[1, 2])])),
     Case("batch-entry-bad-priority", batch([entry(priority="urgent")])),

@@ -165,16 +165,18 @@ class Codec:
                     "allow_pickled_functions=False refuses lambdas, closures, __main__ functions, "
                     "builtins and standard-library functions"
                 )
-        return self.signer.sign(encode_function(func), _ctx("func", task_id))
+        data = encode_function(func)
+        return self.signer.sign(data, _ctx("func", task_id)) if self.signer.enabled else data
 
     def encode_args(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], task_id: str = ""
     ) -> bytes:
         """Encode (and sign) task arguments."""
-        ctx = _ctx("args", task_id)
         if self.allow_pickle:
-            return self.signer.sign(encode_args(args, kwargs), ctx)
-        return self.signer.sign(_dump_json([list(args), kwargs]) if args or kwargs else b"", ctx)
+            data = encode_args(args, kwargs)
+        else:
+            data = _dump_json([list(args), kwargs]) if args or kwargs else b""
+        return self.signer.sign(data, _ctx("args", task_id)) if self.signer.enabled else data
 
     def encode_result(self, value: Any, task_id: str = "") -> bytes:
         """Encode (and sign) a task's return value."""

@@ -352,14 +352,14 @@ class TaskQueueManager(ReadsMixin, AdminMixin):
 
     # -- submitting ---------------------------------------------------------------------------
 
-    def _info_for(self, queue_name: str, row: TaskRow, now: float) -> TaskInfo:
+    def _info_for(self, queue_name: str, row: TaskRow, queued: datetime) -> TaskInfo:
         return TaskInfo(
             task_id=row.task_id,
             task_type=row.task_type,
             queue_name=queue_name,
             priority=row.priority.value,
             status=TaskStatus.QUEUED,
-            queued_time=datetime.fromtimestamp(now),
+            queued_time=queued,
             due_time=datetime.fromtimestamp(row.due) if row.due is not None else None,
         )
 
@@ -422,7 +422,7 @@ class TaskQueueManager(ReadsMixin, AdminMixin):
         )
         check_size(row, self.settings.max_payload_bytes)
         await self._submitters[queue.name].submit(row)
-        return self._info_for(queue.name, row, now)
+        return self._info_for(queue.name, row, datetime.fromtimestamp(now))
 
     async def submit_tasks(
         self, queue_name: str, tasks: Sequence[Mapping[str, Any]]
@@ -453,7 +453,8 @@ class TaskQueueManager(ReadsMixin, AdminMixin):
         await submit_batch(
             store, queue.keys, queue.config.max_size, rows, to_ms(now), self.settings.submit_chunk
         )
-        return [self._info_for(queue.name, r, now) for r in rows]
+        queued = datetime.fromtimestamp(now)  # one instant for the batch (datetimes are immutable)
+        return [self._info_for(queue.name, r, queued) for r in rows]
 
     # -- reading ------------------------------------------------------------------------------
 

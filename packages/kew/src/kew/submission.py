@@ -86,17 +86,22 @@ def build_row(
         raise InvalidArgumentError(f"task_id must be a non-empty str, got {task_id!r}")
     if not isinstance(task_type, str):
         raise InvalidArgumentError(f"task_type must be a str, got {type(task_type).__name__}")
-    for name, text in (("task_id", task_id), ("task_type", task_type)):
-        try:
-            text.encode()
-        except UnicodeEncodeError as exc:
-            raise InvalidArgumentError(f"{name} is not valid text (UTF-8): {text!r}") from exc
+    if not (task_id.isascii() and task_type.isascii()):  # ASCII is valid UTF-8: the fast path
+        for name, text in (("task_id", task_id), ("task_type", task_type)):
+            try:
+                text.encode()
+            except UnicodeEncodeError as exc:
+                raise InvalidArgumentError(f"{name} is not valid text (UTF-8): {text!r}") from exc
     if not callable(task_func):
         raise InvalidArgumentError(f"task_func must be callable, got {type(task_func).__name__}")
     prio = coerce_priority(priority)
     due = due_time(now, defer_by, defer_until)
     func_data = codec.encode_function(task_func, task_id)
-    args_data = codec.encode_args(tuple(args), dict(kwargs), task_id)
+    args_data = codec.encode_args(
+        args if type(args) is tuple else tuple(args),
+        kwargs if type(kwargs) is dict else dict(kwargs),
+        task_id,
+    )
     return TaskRow(task_id, task_type, prio, due, func_data, args_data)
 
 
@@ -128,16 +133,19 @@ def rows_from_dicts(
         raise InvalidArgumentError("tasks must be a list of dicts")
     rows: list[TaskRow] = []
     seen: set[str] = set()
+    # exact-type checks first: the ABC isinstance checks cost more than the rest of a row
     for i, spec in enumerate(tasks):
-        if not isinstance(spec, Mapping):
+        if type(spec) is not dict and not isinstance(spec, Mapping):
             raise InvalidArgumentError(f"tasks[{i}] must be a dict, got {type(spec).__name__}")
-        unknown = set(spec) - BATCH_KEYS
-        if unknown:
-            raise InvalidArgumentError(f"tasks[{i}] has unknown keys {sorted(unknown)}")
+        if not BATCH_KEYS.issuperset(spec):
+            unknown = sorted(set(spec) - BATCH_KEYS, key=repr)
+            raise InvalidArgumentError(f"tasks[{i}] has unknown keys {unknown}")
         args, kwargs = spec.get("args", ()), spec.get("kwargs", {})
-        if isinstance(args, str | bytes) or not isinstance(args, Sequence):
+        if type(args) not in (tuple, list) and (
+            isinstance(args, str | bytes) or not isinstance(args, Sequence)
+        ):
             raise InvalidArgumentError(f"tasks[{i}]['args'] must be a tuple or list")
-        if not isinstance(kwargs, Mapping):
+        if type(kwargs) is not dict and not isinstance(kwargs, Mapping):
             raise InvalidArgumentError(f"tasks[{i}]['kwargs'] must be a dict")
         row = build_row(
             now,

@@ -100,6 +100,15 @@ def _select_scenarios(arg: str | None, full: bool) -> list[Any]:
     return [sc for sc in SCENARIOS if sc.id in names]
 
 
+# options that only shape a run (meaningless with --report), and the fewest tasks a scenario
+# may be scaled down to
+_RUN_ONLY = (
+    "full", "rounds", "redis_url", "libs", "scenarios", "uvloop", "scale", "recovery",
+    "crash_rounds", "crash_peers",
+)  # fmt: skip
+_MIN_TASKS = 20
+
+
 def _check_args(args: argparse.Namespace) -> None:
     """Refuse bad options before anything runs (a run takes minutes; its outputs come last).
 
@@ -114,15 +123,13 @@ def _check_args(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if not value > 0:
             raise SystemExit(f"--{name} must be a positive number, not {value}")
+    if args.report:
+        _check_report_alone(args)
+    else:
+        _check_selection(args)
     for name in ("json", "markdown", "plot"):
-        path = getattr(args, name)
-        if path is not None:
-            parent = Path(path).resolve().parent
-            try:  # a file made and removed at once: os.access says yes to root everywhere
-                with tempfile.TemporaryFile(dir=parent):
-                    pass
-            except OSError as exc:
-                raise SystemExit(f"--{name} {path}: cannot write in {parent} ({exc})") from None
+        if (path := getattr(args, name)) is not None:
+            _check_writable(f"--{name}", path)
     needs = [("--plot", "matplotlib", args.plot), ("--uvloop", "uvloop", args.uvloop)]
     for option, module, wanted in needs:
         if wanted and importlib.util.find_spec(module) is None:
@@ -131,6 +138,41 @@ def _check_args(args: argparse.Namespace) -> None:
             )
     if args.redis_url and not args.report:
         _check_redis(args.redis_url)
+
+
+def _check_report_alone(args: argparse.Namespace) -> None:
+    defaults = _parser()
+    given = [
+        f"--{n.replace('_', '-')}" for n in _RUN_ONLY if getattr(args, n) != defaults.get_default(n)
+    ]
+    if given:
+        raise SystemExit(f"--report runs nothing: {', '.join(given)} would be ignored")
+
+
+def _check_selection(args: argparse.Namespace) -> None:
+    for name in ("libs", "scenarios"):
+        value = getattr(args, name)
+        if value is not None and not value.replace(",", "").strip():
+            raise SystemExit(f"--{name} names nothing; leave it out for the default set")
+    mode = 1 if args.full else 0
+    small = min(SCENARIOS, key=lambda sc: sc.n[mode])
+    least = max(1, round(small.n[mode] * args.scale))
+    if least < _MIN_TASKS:
+        raise SystemExit(
+            f"--scale {args.scale} leaves {least} tasks (or tries) for {small.id}; "
+            f"figures from fewer than {_MIN_TASKS} mean nothing"
+        )
+
+
+def _check_writable(option: str, path: str) -> None:
+    if Path(path).is_dir():
+        raise SystemExit(f"{option} {path}: is a directory; give a file name")
+    parent = Path(path).resolve().parent
+    try:  # a file made and removed at once: os.access says yes to root everywhere
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise SystemExit(f"{option} {path}: cannot write in {parent} ({exc})") from None
 
 
 def _check_redis(url: str) -> None:
@@ -148,9 +190,13 @@ def _check_redis(url: str) -> None:
 
 def _load_report(path: str) -> dict[str, Any]:
     try:
-        doc = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
+        text = Path(path).read_text()
+    except OSError as exc:
         raise SystemExit(f"--report {path}: {exc}") from None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        raise SystemExit(f"--report {path}: not JSON (give a run written by --json)") from None
     doc = doc.get("run", doc) if isinstance(doc, dict) else None
     if not isinstance(doc, dict) or "records" not in doc:
         raise SystemExit(f"--report {path}: not a run written by --json")

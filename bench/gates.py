@@ -44,11 +44,14 @@ def _observed(bar: dict[str, Any], s: Summary) -> tuple[float | None, str]:
         return (None, "kew has no figure") if r is None else (r.high, f"worst of {r.count} rounds")
     if against == "ceiling":
         r = s.shares.get(fig)
-        ceil = CEILING_OF.get(fig, "?")
+        ceil = s.share_basis.get(fig) or CEILING_OF.get(fig, "?")
         return (None, f"no {ceil} share") if r is None else (r.median, f"share of {ceil}")
     if against == "fastest":
         r = s.fastest.get(fig)
-        return (None, "no peer measured") if r is None else (r.median, "vs best peer per round")
+        if r is None:
+            kew_ran = fig in s.figures.get(KEW, {})
+            return None, "no peer measured" if kew_ran else "kew not measured"
+        return r.median, "vs best peer per round"
     variant = bar.get("kew", KEW)
     table = s.ratios if variant == KEW else s.variant_ratios.get(variant, {})
     r = table.get(against, {}).get(fig)

@@ -97,7 +97,27 @@ def _machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "commit": _commit(),
     }
+
+
+def _commit() -> str:
+    """The checkout's commit, ``+dirty`` when it has uncommitted changes ("?" outside git)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return "?"
+    if head.returncode != 0:
+        return "?"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -165,10 +185,15 @@ class _Runner:
         t0 = time.monotonic()
         result, error = _run_process(argv, sc.timeout[1 if plan.full else 0])
         wall = time.monotonic() - t0
-        return result, error, wall, _commands(before, server.command_calls())
+        cmds = _commands(before, server.command_calls())
+        for name, calls in ((result or {}).pop("commands_excluded", None) or {}).items():
+            cmds[name] = max(0, cmds.get(name, 0) - int(calls))  # the paired ceiling's own
+        return result, error, wall, cmds
 
     def measure(self, lib: Library, sc: Scenario, rnd: int) -> None:
         params = self.plan.params(sc)
+        if sc.id == "enqueue_seq" and lib.is_kew:  # its share of the EVALSHA ceiling, paired
+            params = {**params, "paired_ceiling": True}
         if sc.cluster:
             rec = self._measure_single_and_cluster(lib, sc, rnd, params)
         else:

@@ -102,13 +102,14 @@ def _ceilings(doc: dict[str, Any], s: Summary) -> Table:
         cells = [_cell(s.ceilings[env].get(key), "ops/s") for env in envs]
         if any(c != "—" for c in cells):
             rows.append([f"{label} (ops/s)", *cells])
-    for key, ceil in CEILING_OF.items():
+    for key in CEILING_OF:
         for env in envs:
-            share = s.shares.get(key if env == KEW else f"{env}:{key}")
+            name = key if env == KEW else f"{env}:{key}"
+            share = s.shares.get(name)
             if share is not None:
                 rows.append(
                     [
-                        f"{env}: {_label(key)} as % of {ceil}",
+                        f"{env}: {_label(key)} as % of {s.share_basis.get(name, CEILING_OF[key])}",
                         *(_cell(share, "%") if e == env else "" for e in envs),
                     ]
                 )
@@ -248,8 +249,9 @@ def header(doc: dict[str, Any]) -> list[str]:
         client = ", ".join(f"{k} {v[k]}" for k in ("redis", "hiredis", "coredis") if k in v)
         note = f"; {info['note']}" if info.get("note") else ""
         libs.append(f"{name} {core} ({client}{note})")
+    commit = f", commit {m['commit']}" if m.get("commit") else ""
     return [
-        f"Run {doc['started']} ({doc['duration_s'] / 60:.1f} min): `{doc['command']}`",
+        f"Run {doc['started']} ({doc['duration_s'] / 60:.1f} min{commit}): `{doc['command']}`",
         f"{p['mode']} mode, {p['rounds']} rounds, {p['loop']} loop, concurrency "
         f"{p['concurrency']}, sizes {', '.join(f'{k} {v}' for k, v in p['sizes'].items())}",
         f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}; "

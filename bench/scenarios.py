@@ -212,30 +212,58 @@ async def _closing(d: Driver, body: Callable[[], Awaitable[dict[str, Any]]]) -> 
 # -- the scenarios ---------------------------------------------------------------------------
 
 
+PAIR_BLOCK = 250  # submits per block when the EVALSHA ceiling is measured alongside
+
+
 async def enqueue_seq(make: Callable[[], Driver], p: dict[str, Any]) -> dict[str, Any]:
-    """``n`` submits one after another; throughput and per-call latency percentiles."""
+    """``n`` submits one after another; throughput and per-call latency percentiles.
+
+    With ``p["paired_ceiling"]`` (kew's environments, whose redis-py the ceiling measures), the
+    submits go in blocks of ``PAIR_BLOCK`` alternating with as many EVALSHAs of the ceiling's
+    trivial script, and ``evalsha_paired`` is that ceiling's rate over the same seconds; the
+    throughput counts the submit blocks only.
+    """
     d = make()
     await d.connect("producer")
+    paired = None
+    if p.get("paired_ceiling"):
+        from bench.drivers.ceiling import PairedEvalsha
+
+        paired = await PairedEvalsha.open(d.opts.url, f"kewbench-{d.opts.queue}")
 
     async def body() -> dict[str, Any]:
         for k in _keys("w", p["warmup"]):
             await d.submit(k, "noop")
         pc = time.perf_counter
         lat: list[float] = []
-        t0 = pc()
-        for k in _keys("t", p["n"]):
-            s = pc()
-            await d.submit(k, "noop")
-            lat.append(pc() - s)
-        dt = pc() - t0
-        return {
+        keys = _keys("t", p["n"])
+        block = PAIR_BLOCK if paired is not None else len(keys)
+        dt = 0.0
+        for start in range(0, len(keys), block):
+            t0 = pc()
+            for k in keys[start : start + block]:
+                s = pc()
+                await d.submit(k, "noop")
+                lat.append(pc() - s)
+            dt += pc() - t0
+            if paired is not None:
+                await paired.block(min(block, len(keys) - start))
+        out = {
             "rate": p["n"] / dt,
             "p50_ms": _percentile(lat, 50) * 1e3,
             "p99_ms": _percentile(lat, 99) * 1e3,
             "seconds": dt,
         }
+        if paired is not None:
+            out["evalsha_paired"] = paired.rate
+            out["commands_excluded"] = paired.commands
+        return out
 
-    return await _closing(d, body)
+    try:
+        return await _closing(d, body)
+    finally:
+        if paired is not None:
+            await paired.aclose()
 
 
 async def enqueue_gather(make: Callable[[], Driver], p: dict[str, Any]) -> dict[str, Any]:

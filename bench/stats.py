@@ -27,17 +27,21 @@ __all__ = [
 KEW = "kew"
 CEILINGS = {
     "evalsha_seq": "one client, sequential EVALSHA",
+    "evalsha_paired": "one client, sequential EVALSHA, in blocks alternating with kew's submits",
     "set_seq": "one client, sequential SET",
     "set_pipelined": "one client, pipelined SET (1000 per pipeline)",
     "redis_benchmark_c1": "redis-benchmark SET, 1 client",
     "redis_benchmark_c50": "redis-benchmark SET, 50 clients",
 }
-# kew figure -> the ceiling it is shown against
+# kew figure -> the ceiling it is shown against. Sequential enqueue is compared with the EVALSHA
+# rate measured alongside it (scenarios.enqueue_seq); runs made before that existed fall back to
+# the once-per-round figure (FALLBACK).
 CEILING_OF = {
-    "enqueue_seq.rate": "evalsha_seq",
+    "enqueue_seq.rate": "evalsha_paired",
     "enqueue_gather.rate": "redis_benchmark_c50",
     "enqueue_batch.rate": "set_pipelined",
 }
+FALLBACK = {"evalsha_paired": "evalsha_seq"}
 
 
 @dataclass(frozen=True)
@@ -86,9 +90,16 @@ def _per_round(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[int, f
     return out
 
 
-def ceiling_values(ceilings: list[dict[str, Any]], env: str = KEW) -> dict[str, dict[int, float]]:
-    """``{ceiling: {round: value}}`` as measured with ``env``'s redis-py (and redis-benchmark)."""
+def ceiling_values(
+    ceilings: list[dict[str, Any]], env: str = KEW, records: Iterable[dict[str, Any]] = ()
+) -> dict[str, dict[int, float]]:
+    """``{ceiling: {round: value}}`` as measured with ``env``'s redis-py (and redis-benchmark);
+    ``evalsha_paired`` comes from ``env``'s sequential-enqueue records."""
     out: dict[str, dict[int, float]] = {}
+    for rec in records:
+        r = rec.get("result") or {}
+        if rec["library"] == env and isinstance(r.get("evalsha_paired"), int | float):
+            out.setdefault("evalsha_paired", {})[rec["round"]] = float(r["evalsha_paired"])
     for row in ceilings:
         rnd = row["round"]
         for key, v in (row.get(env) or {}).items():
@@ -117,6 +128,8 @@ class Summary:
         fastest: ``{figure: Range}`` of kew's advantage over the best peer of each round.
         ceilings: ``{env: {ceiling: Range}}``.
         shares: ``{figure: Range}`` of kew's figure as a fraction of its ceiling.
+        share_basis: ``{figure: ceiling}`` the ceiling each share was taken of (CEILING_OF's,
+            or its FALLBACK in runs that did not measure it).
         commands: ``{library: {scenario: commands per task}}`` (median over rounds).
         peers: the libraries compared with kew.
         variant_ratios: ``{kew variant: {peer: {figure: Range}}}`` for the other kew
@@ -131,6 +144,7 @@ class Summary:
     commands: dict[str, dict[str, float]]
     peers: list[str]
     variant_ratios: dict[str, dict[str, dict[str, Range]]] = field(default_factory=dict)
+    share_basis: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         def conv(d: dict[str, Any]) -> dict[str, Any]:
@@ -145,6 +159,7 @@ class Summary:
             "commands": self.commands,
             "peers": self.peers,
             "variant_ratios": conv(self.variant_ratios),
+            "share_basis": self.share_basis,
         }
 
 
@@ -211,16 +226,28 @@ def summarize(doc: dict[str, Any]) -> Summary:
     variants = {v: _advantages(per, v, peers)[0] for v in libs if v.startswith(KEW) and v != KEW}
     ceilings: dict[str, dict[str, Range]] = {}
     shares: dict[str, Range] = {}
+    basis: dict[str, str] = {}
     for env in [KEW, "kew-redis5"]:
-        cv = ceiling_values(doc["ceilings"], env)
+        cv = ceiling_values(doc["ceilings"], env, doc["records"])
         if env != KEW and not any(env in row for row in doc["ceilings"]):
             continue
         ceilings[env] = {k: r for k, v in cv.items() if (r := Range.of(v.values()))}
         for key, ceil in CEILING_OF.items():
+            if ceil not in cv:
+                ceil = FALLBACK.get(ceil, ceil)
             kvals = per.get(env, {}).get(key, {})
             fr = [kvals[rnd] / cv[ceil][rnd] for rnd in kvals if rnd in cv.get(ceil, {})]
             if (r := Range.of(fr)) is not None:
-                shares[key if env == KEW else f"{env}:{key}"] = r
+                name = key if env == KEW else f"{env}:{key}"
+                shares[name], basis[name] = r, ceil
     return Summary(
-        figures, ratios, fastest, ceilings, shares, _commands(doc["records"]), peers, variants
+        figures,
+        ratios,
+        fastest,
+        ceilings,
+        shares,
+        _commands(doc["records"]),
+        peers,
+        variants,
+        basis,
     )

@@ -42,7 +42,15 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
         (["--json", "/nonexistent-dir/run.json"], "--json /nonexistent-dir/run.json: cannot"),
         (["--markdown", "/proc/run.md"], "--markdown /proc/run.md: cannot write"),
         (["--report", "/nonexistent-dir/run.json"], "--report /nonexistent-dir/run.json:"),
-        (["--report", "README.md"], "--report README.md:"),
+        (["--report", "README.md"], "--report README.md: not JSON"),
+        (["--libs", ","], "--libs names nothing"),
+        (["--scenarios", " "], "--scenarios names nothing"),
+        (["--scale", "0.001"], "mean nothing"),
+        (["--json", "bench"], "--json bench: is a directory"),
+        (
+            ["--report", "bench/results/2026-12-08-full-2.json", "--libs", "nope"],
+            "--report runs nothing: --libs would be ignored",
+        ),
     ],
 )
 def test_a_bad_option_is_refused_before_anything_runs(args: list[str], message: str) -> None:

@@ -135,6 +135,7 @@ CASES = [
     Case("batch-entry-a-mapping-not-a-dict", batch([MappingProxyType(entry(args="abc"))])),
     Case("batch-entry-args-a-string", batch([entry(args="abc")])),
     Case("batch-entry-kwargs-a-list", batch([entry(kwargs=[1, 2])])),
+    Case("batch-entry-kwargs-non-str-key", batch([entry(kwargs={1: "a"})])),
     Case("batch-entry-bad-priority", batch([entry(priority="urgent")])),
     Case("batch-entry-both-defer-args", batch([entry(_defer_by=1, _defer_until=SOON)])),
     Case("batch-entry-negative-defer", batch([entry(_defer_by=-3)])),

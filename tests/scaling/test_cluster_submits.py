@@ -7,6 +7,7 @@ other queues.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import pytest
@@ -17,6 +18,7 @@ from kew import (
     TaskAlreadyExistsError,
     TaskQueueManager,
 )
+from kew.store import ID_CLAIM_MS
 from kew_testkit import RedisClusterServer
 
 P = QueuePriority.MEDIUM
@@ -59,3 +61,45 @@ async def test_ids_of_a_rejected_batch_are_free_in_another_queue(
     assert [(await manager.wait_for_task(f"b{i}", timeout=20)).result for i in range(5)] == [
         i + 1 for i in range(5)
     ]
+
+
+async def test_a_failed_submit_keeps_the_claims_another_submit_holds(
+    manager: TaskQueueManager,
+) -> None:
+    # review finding: a batch that failed dropped every claim of its ids held for its queue,
+    # including those of a batch of the same queue still on the wire, so the id was free for
+    # another queue until that batch committed (and then lived in two queues)
+    store = manager._store
+    assert store is not None
+    keys = manager.queues["other"].keys
+    first = await store.claim_ids(keys, ["x1", "x2"])  # an earlier submit, still staging
+    assert first.fresh == ["x1", "x2"] and not first.taken
+    second = await store.claim_ids(keys, ["x2", "x3"])
+    assert second.fresh == ["x3"]  # x2's claim is the first submit's
+    await store.release_id_claims(keys, second.fresh)  # the second submit fails
+    elsewhere = manager.queues["full"].keys
+    assert (await store.claim_ids(elsewhere, ["x2"])).taken == {"x2"}
+    assert (await store.claim_ids(elsewhere, ["x3"])).taken == set()
+
+
+async def test_a_chunked_batch_claims_its_ids_until_its_commit(
+    manager: TaskQueueManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # review finding: claims lived ID_CLAIM_MS (60 s) while a chunked batch may stage for the
+    # staging ttl (600 s); the claim must cover the whole batch
+    store = manager._store
+    assert store is not None
+    seen: list[int] = []
+    claim_ids = store.claim_ids
+
+    async def spy(qk: object, ids: list[str], claim_ms: int = ID_CLAIM_MS) -> object:
+        seen.append(claim_ms)
+        return await claim_ids(qk, ids, claim_ms)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "claim_ids", spy)
+    manager.settings = dataclasses.replace(manager.settings, submit_chunk=2)
+    await manager.submit_tasks(
+        "other", [{"task_id": f"c{i}", "task_func": add, "args": (i, 0)} for i in range(5)]
+    )
+    await manager.submit_tasks("other", [{"task_id": "single", "task_func": add, "args": (1, 0)}])
+    assert seen == [600_000, ID_CLAIM_MS]

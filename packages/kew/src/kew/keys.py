@@ -14,6 +14,7 @@ All keys start with the manager's namespace. Every key of a queue carries the qu
     kew:{orders}:dead           ZSET  dead letters (failed for good) by failure time (ms)
     kew:{orders}:events         channel: "<status> <task id>" when a task finishes
     kew:{orders}:staging:<id>   LIST  rows of a chunked batch until its commit (all-or-nothing)
+    kew:{orders}:staging:<id>:outcome  STRING "<code>:<index>" of a finished batch (staging ttl)
     kew:{orders}:task:<id>      HASH  one task (fields: see models.TaskInfo.from_hash)
     kew:{}:id:<id>              STRING the queue holding task <id>: keeps ids unique across the
                                 queues of a namespace; expires with the task's record.

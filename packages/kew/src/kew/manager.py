@@ -440,7 +440,11 @@ class TaskQueueManager(ReadsMixin, AdminMixin):
             TaskAlreadyExistsError: an id repeats in the batch or exists in a queue of this
                 namespace.
             QueueProcessorError: the batch does not fit under max_size.
-            KewConnectionError: Redis unreachable (nothing of the batch is published).
+            KewConnectionError: Redis unreachable. When the connection failed during the last
+                call the batch may be queued (its reply was lost): check with
+                ``get_task_status`` before sending it again. A repeated call of the same batch
+                is answered from Redis (staging ttl), so kew's own retries never report a
+                committed batch as failed.
             NotReplicatedError: with ``wait_replicas``, fewer replicas confirmed the batch's
                 commit in time (the whole batch is queued on the primary).
         """

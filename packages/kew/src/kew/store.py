@@ -131,9 +131,23 @@ _UNAVAILABLE = (
 )
 
 # Redis Cluster: how long (ms) the namespace-wide claim on a task id outlives the submit that
-# took it; it only has to cover the submit's own round trips (see RedisStore.taken_elsewhere).
+# took it; it only has to cover the submit's own round trips (see RedisStore.claim_ids).
 ID_CLAIM_MS = 60_000
 DUPLICATE = int(ScriptCode.DUPLICATE)
+
+
+@dataclass(frozen=True, slots=True)
+class IdClaims:
+    """What :meth:`RedisStore.claim_ids` found (Redis Cluster).
+
+    Attributes:
+        taken: ids another queue of the namespace holds (or has claimed).
+        fresh: ids this call claimed (no claim was there): the only claims its submit may
+            drop when it fails; a claim already held for the queue belongs to another submit.
+    """
+
+    taken: set[str]
+    fresh: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +253,7 @@ class RedisStore:
 
     On Redis Cluster (``cluster``), every script still runs in one slot, its queue's: the
     task-id keys move into the queue (``<ns>:{<queue>}:id:<id>``), and ids are kept unique
-    across the queues of a namespace by :meth:`taken_elsewhere` before the submit script runs.
+    across the queues of a namespace by :meth:`claim_ids` before the submit script runs.
 
     With ``wait_replicas``, the scripts whose outcome users rely on (submits, outcomes,
     cancels, dead-letter and pause changes) are followed by ``WAIT wait_replicas
@@ -472,22 +486,23 @@ class RedisStore:
     async def _submit_cluster(
         self, qk: QueueKeys, now_ms: int, max_size: int, rows: Sequence[Sequence[Arg]]
     ) -> list[int]:
-        taken = await self.taken_elsewhere(qk, [str(row[0]) for row in rows])
-        free = [row for row in rows if str(row[0]) not in taken]
+        claims = await self.claim_ids(qk, [str(row[0]) for row in rows])
+        free = [row for row in rows if str(row[0]) not in claims.taken]
         try:
             got = await self._submit_each(qk, now_ms, max_size, free) if free else []
         except BaseException:
-            await self.release_id_claims(qk, [str(row[0]) for row in free])
+            await self.release_id_claims(qk, claims.fresh)
             raise
-        refused = [str(row[0]) for row, code in zip(free, got, strict=True) if code != 0]
-        await self.release_id_claims(qk, refused)
+        refused = {str(row[0]) for row, code in zip(free, got, strict=True) if code != 0}
+        await self.release_id_claims(qk, [t for t in claims.fresh if t in refused])
         codes = iter(got)
-        return [DUPLICATE if str(row[0]) in taken else next(codes) for row in rows]
+        return [DUPLICATE if str(row[0]) in claims.taken else next(codes) for row in rows]
 
     async def release_id_claims(self, qk: QueueKeys, task_ids: Sequence[str]) -> None:
         """Redis Cluster: drop this queue's namespace-wide claims on ids whose submit failed,
         so other queues may take them at once (best effort: a claim left behind expires after
-        ID_CLAIM_MS). Ids another queue holds are never passed here."""
+        its time). Only claims this submit took (:attr:`IdClaims.fresh`) are passed here: a
+        claim already held for this queue may belong to another submit still on the wire."""
         if not task_ids:
             return
         with contextlib.suppress(TaskQueueError, rexc.RedisError, OSError):
@@ -496,36 +511,42 @@ class RedisStore:
                     pipe.delete(qk.id_prefix + task_id)
                 await self._call(pipe.execute())
 
-    async def taken_elsewhere(self, qk: QueueKeys, task_ids: Sequence[str]) -> set[str]:
-        """Redis Cluster: the ids of ``task_ids`` that another queue of the namespace holds.
+    async def claim_ids(
+        self, qk: QueueKeys, task_ids: Sequence[str], claim_ms: int = ID_CLAIM_MS
+    ) -> IdClaims:
+        """Redis Cluster: claim ``task_ids`` for this queue; say which another queue holds.
 
         The submit script, which runs in the queue's slot, rejects ids the queue itself holds;
         the other queues live in other slots, so before it runs this checks them in two
-        pipelined rounds: (1) ``SET <ns>:{}:id:<id> <queue> NX PX`` claims each id for this
-        queue for ``ID_CLAIM_MS`` (a concurrent submit of the same id to another queue finds
-        the claim and is refused), with the namespace's queue names; (2) one ``EXISTS`` of all
-        the ids per other queue (their id keys share that queue's slot), and, only for a queue
-        that holds some, one per id to tell which. The claims of ids whose submit then fails are
-        dropped (:meth:`release_id_claims`); one left behind (a crash mid-submit) expires after a
-        minute, refusing the id in *other* queues until then. On one Redis the
-        submit script does all of this atomically and this method is not called.
+        pipelined rounds: (1) ``SET <ns>:{}:id:<id> <queue> NX PX claim_ms GET`` claims each
+        id for this queue for ``claim_ms`` ms (a concurrent submit of the same id to another
+        queue finds the claim and is refused), with the namespace's queue names; (2) one
+        ``EXISTS`` of all the ids per other queue (their id keys share that queue's slot), and,
+        only for a queue that holds some, one per id to tell which. The claims this call took
+        are dropped when their submit fails (:meth:`release_id_claims`); one left behind (a
+        crash mid-submit) expires after ``claim_ms``, refusing the id in *other* queues until
+        then. ``claim_ms`` must cover the submit up to its last round trip: a minute for one
+        call, the staging ttl for a chunked batch. On one Redis the submit script does all of
+        this atomically and this method is not called.
 
         Raises:
             KewConnectionError: Redis unreachable.
         """
         if not task_ids:
-            return set()
+            return IdClaims(set(), [])
         queue = qk.queue.encode()
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.smembers(queues_key(qk.namespace))
             for task_id in task_ids:
-                pipe.set(qk.id_prefix + task_id, queue, nx=True, px=ID_CLAIM_MS, get=True)
+                pipe.set(qk.id_prefix + task_id, queue, nx=True, px=claim_ms, get=True)
             names, *holders = await self._call(pipe.execute())
         taken = {t for t, h in zip(task_ids, holders, strict=True) if h not in (None, queue)}
+        fresh = [t for t, h in zip(task_ids, holders, strict=True) if h is None]
+        claims = IdClaims(taken, fresh)
         others = [QueueKeys(qk.namespace, n.decode()) for n in names if n != queue]
         check = [t for t in task_ids if t not in taken]
         if not others or not check:
-            return taken
+            return claims
         # one EXISTS per other queue (a queue's id keys share its slot), slices of 1000 ids;
         # only a queue that holds some of them is asked id by id
         slices = [check[i : i + 1000] for i in range(0, len(check), 1000)]
@@ -548,7 +569,7 @@ class RedisStore:
                 taken.update(
                     t for t, hit in zip(check, found[i * n : (i + 1) * n], strict=True) if hit
                 )
-        return taken
+        return claims
 
     async def submit_atomic(
         self,

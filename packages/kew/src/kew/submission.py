@@ -29,7 +29,7 @@ from .keys import QueueKeys
 from .models import QueuePriority, coerce_priority
 from .scheduling import due_time, to_ms
 from .settings import STAGING_TTL
-from .store import RedisStore
+from .store import ID_CLAIM_MS, RedisStore
 
 __all__ = [
     "BATCH_KEYS",
@@ -94,6 +94,9 @@ def build_row(
                 raise InvalidArgumentError(f"{name} is not valid text (UTF-8): {text!r}") from exc
     if not callable(task_func):
         raise InvalidArgumentError(f"task_func must be callable, got {type(task_func).__name__}")
+    if kwargs and any(type(k) is not str for k in kwargs):  # a call takes str keywords only
+        bad = next(k for k in kwargs if type(k) is not str)
+        raise InvalidArgumentError(f"kwargs keys must be str, got {bad!r}")
     prio = coerce_priority(priority)
     due = due_time(now, defer_by, defer_until)
     func_data = codec.encode_function(task_func, task_id)
@@ -117,6 +120,14 @@ def check_size(row: TaskRow, max_bytes: int) -> TaskRow:
             f"task {row.task_id!r}: payload of {size} bytes exceeds max_payload_bytes ({max_bytes})"
         )
     return row
+
+
+def _entry_row(i: int, *fields: Any) -> TaskRow:
+    """:func:`build_row` for ``tasks[i]`` of a batch; its errors name the entry."""
+    try:
+        return build_row(*fields)
+    except (InvalidArgumentError, SerializationError) as exc:
+        raise type(exc)(f"tasks[{i}]: {exc}") from exc
 
 
 def rows_from_dicts(
@@ -147,7 +158,8 @@ def rows_from_dicts(
             raise InvalidArgumentError(f"tasks[{i}]['args'] must be a tuple or list")
         if type(kwargs) is not dict and not isinstance(kwargs, Mapping):
             raise InvalidArgumentError(f"tasks[{i}]['kwargs'] must be a dict")
-        row = build_row(
+        row = _entry_row(
+            i,
             now,
             spec.get("task_id"),
             spec.get("task_type", ""),
@@ -193,11 +205,13 @@ async def submit_batch(
     claimed: list[str] = []
     if store.cluster:  # other queues live in other slots: checked before anything is written
         ids = [r.task_id for r in rows]
-        taken = await store.taken_elsewhere(keys, ids)
-        claimed = [t for t in ids if t not in taken]
-        if taken:
+        # the claims must last until the commit: a chunked batch may stage for STAGING_TTL
+        claim_ms = ID_CLAIM_MS if len(rows) <= chunk else to_ms(STAGING_TTL)
+        claims = await store.claim_ids(keys, ids, claim_ms)
+        claimed = claims.fresh
+        if claims.taken:
             await store.release_id_claims(keys, claimed)
-            first = next(t for t in ids if t in taken)
+            first = next(t for t in ids if t in claims.taken)
             err = error_for_code(ScriptCode.DUPLICATE, first)
             assert err is not None
             raise err

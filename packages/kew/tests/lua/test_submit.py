@@ -329,3 +329,36 @@ async def test_the_one_task_script_leaves_the_same_state_as_the_many_task_script
     assert state_one == state_many
     assert any(key.endswith(":task:later") for key, _ in state_one)
     assert not any(key.endswith((":task:fourth", ":id:fourth")) for key, _ in state_one)
+
+
+# -- a call sent again after its reply was lost (review finding) ----------------------------------
+
+
+async def test_a_commit_sent_again_answers_ok_and_writes_nothing_more(env: Env) -> None:
+    assert await env.stage("b1", row("a")) == (OK, 0)
+    assert await env.commit("b1", row("b")) == (OK, 0)
+    seq = await env.client.hget(env.qk.meta, "seq")
+    assert await env.commit("b1", row("b")) == (OK, 0)  # not DUPLICATE, not NOT_FOUND
+    assert await env.client.hget(env.qk.meta, "seq") == seq
+    assert await env.ready() == ["a", "b"]
+    assert 0 < await env.pttl(env.qk.staging("b1") + ":outcome") <= STAGING_TTL
+
+
+async def test_a_one_call_batch_sent_again_is_not_its_own_duplicate(env: Env) -> None:
+    assert await env.commit("b1", row("a"), row("b")) == (OK, 0)
+    assert await env.commit("b1", row("a"), row("b")) == (OK, 0)
+    assert await env.ready() == ["a", "b"]
+
+
+async def test_an_aborted_chunk_sent_again_gets_the_same_answer(env: Env) -> None:
+    await env.submit(row("x"))
+    assert await env.stage("b1", row("a")) == (OK, 0)
+    assert await env.stage("b1", row("x")) == (DUPLICATE, 2)
+    assert await env.stage("b1", row("x")) == (DUPLICATE, 2)  # not NOT_FOUND ("expired")
+    assert await env.commit("b1") == (DUPLICATE, 2)
+    assert await env.client.exists(env.qk.task("a")) == 0
+
+
+async def test_another_batch_id_is_not_answered_from_an_earlier_outcome(env: Env) -> None:
+    assert await env.commit("b1", row("a")) == (OK, 0)
+    assert await env.commit("b2", row("a")) == (DUPLICATE, 1)

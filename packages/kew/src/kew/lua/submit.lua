@@ -21,7 +21,8 @@
 --                (the staging list is deleted either way)
 -- 'stage' and 'commit' return {code, index of the offending task in the whole batch (1-based),
 -- 0 when none}; NOT_FOUND when the staging list does not hold ARGV[7] tasks (it expired). A
--- chunk staged twice (a retried call) is staged once: the repeat answers OK.
+-- chunk staged twice (a retried call) is staged once: the repeat answers OK; a commit or an
+-- abort is remembered (staging:<batch>:outcome) for the staging ttl and answered again.
 --
 -- Cost per task: one SET (id key), one HSET and a share of one ZADD (members are added in
 -- slices of up to 2000 per call); ids are checked with one EXISTS per slice; sequence numbers
@@ -115,9 +116,20 @@ end
 
 -- all-or-nothing ('stage', 'commit') ------------------------------------------------------------
 
-local function abort(code, index)
+-- A batch's final answer is kept for the staging ttl: a call sent again after its reply was
+-- lost (a committed batch, an aborted one) gets the same answer instead of a misleading one
+-- (its own ids reported taken, its staged rows reported expired).
+local outcome = staging .. ':outcome'
+local function finish(code, index)
   redis.call('DEL', staging)
+  redis.call('SET', outcome, code .. ':' .. index, 'PX', staging_ttl)
   return {code, index}
+end
+
+local prior = redis.call('GET', outcome)
+if prior then
+  local code, index = string.match(prior, '^(%d+):(%d+)$')
+  return {tonumber(code), tonumber(index)}
 end
 
 -- The first task among the rows of v from index o_first to index o_last (6 values a row) whose
@@ -151,16 +163,16 @@ if mode == 'stage' and held == (staged + count) * WIDTH and count > 0
   return {OK, 0} -- this chunk again (a call retried after its reply was lost): staged already
 end
 if held ~= staged * WIDTH then
-  return abort(NOT_FOUND, 0) -- an earlier chunk's rows outlived the staging ttl
+  return finish(NOT_FOUND, 0) -- an earlier chunk's rows outlived the staging ttl
 end
 
 if mode == 'stage' then
   local bad = first_taken(ARGV, FIRST, #ARGV, nil)
   if bad then
-    return abort(DUPLICATE, staged + bad)
+    return finish(DUPLICATE, staged + bad)
   end
   if size() + staged + count > max_size then
-    return abort(QUEUE_FULL, 0)
+    return finish(QUEUE_FULL, 0)
   end
   for o = FIRST, #ARGV, SLICE do
     redis.call('RPUSH', staging, unpack(ARGV, o, math.min(#ARGV, o + SLICE - 1)))
@@ -177,16 +189,15 @@ end
 local total = #rows / WIDTH
 local bad = first_taken(rows, 1, #rows, {})
 if bad then
-  return abort(DUPLICATE, bad)
+  return finish(DUPLICATE, bad)
 end
 if size() + total > max_size then
-  return abort(QUEUE_FULL, 0)
+  return finish(QUEUE_FULL, 0)
 end
 seq_reserve = total
 for o = 1, #rows, WIDTH do
   write_task(rows, o)
 end
-redis.call('DEL', staging)
 zadd_flush()
 wake_workers(wake)
-return {OK, 0}
+return finish(OK, 0)

@@ -66,6 +66,17 @@ def test_actionlint_passes_on_every_workflow(actionlint: str) -> None:
     assert proc.stdout.strip() == ""
 
 
+def test_actionlint_runs_shellcheck_on_the_run_scripts(actionlint: str) -> None:
+    """.ci/run installs shellcheck, so the run: scripts above were shellchecked too."""
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not on PATH (.ci/run installs it): run: scripts unchecked")
+    unquoted = "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n"
+    unquoted += "      - run: echo $FOO\n"
+    proc = lint(actionlint, "-", stdin=unquoted)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "SC2086" in proc.stdout
+
+
 def test_actionlint_really_checks(actionlint: str) -> None:
     """A control: a broken workflow is reported, so a silent pass above means something."""
     broken = "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n"

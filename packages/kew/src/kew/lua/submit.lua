@@ -27,7 +27,7 @@
 -- Cost per task: one SET (id key), one HSET and a share of one ZADD (members are added in
 -- slices of up to 2000 per call); ids are checked with one EXISTS per slice; sequence numbers
 -- are reserved once per call. A batch is written by its commit, one script run: Redis is busy
--- for about 3 us per task of the batch there (staged chunks cost a share of one RPUSH each).
+-- for about 7 us per task of the batch there (staged chunks cost a share of one RPUSH each).
 --!include includes/codes.lua
 --!include includes/ready_score.lua
 --!include includes/task_hash.lua
@@ -77,7 +77,8 @@ end
 -- Write the task whose 6 values start at v[o]: its id key, its HASH, its place in ready or
 -- scheduled.
 local function write_task(v, o)
-  local id, task_type, priority, due, func, args = v[o], v[o + 1], v[o + 2], tonumber(v[o + 3]), v[o + 4], v[o + 5]
+  local id, task_type, priority, due = v[o], v[o + 1], v[o + 2], tonumber(v[o + 3])
+  local func, args = v[o + 4], v[o + 5]
   local key = prefix .. id
   redis.call('SET', idprefix .. id, queue)
   if due <= now then

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -121,7 +122,7 @@ def _check_args(args: argparse.Namespace) -> None:
             raise SystemExit(f"--{name.replace('_', '-')} must be at least 1, not {value}")
     for name in ("scale", "recovery"):
         value = getattr(args, name)
-        if not value > 0:
+        if not (value > 0 and math.isfinite(value)):
             raise SystemExit(f"--{name} must be a positive number, not {value}")
     if args.report:
         _check_report_alone(args)

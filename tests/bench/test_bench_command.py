@@ -37,6 +37,8 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
         (["--crash-rounds", "0"], "--crash-rounds must be at least 1"),
         (["--scale", "0"], "--scale must be a positive number"),
         (["--recovery", "-1"], "--recovery must be a positive number"),
+        (["--recovery", "inf"], "--recovery must be a positive number"),
+        (["--scale", "nan"], "--scale must be a positive number"),
         (["--redis-url", "notaurl"], "--redis-url notaurl:"),
         (["--redis-url", "redis://127.0.0.1:1/0"], "--redis-url redis://127.0.0.1:1/0:"),
         (["--json", "/nonexistent-dir/run.json"], "--json /nonexistent-dir/run.json: cannot"),

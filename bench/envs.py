@@ -8,9 +8,9 @@ with its interpreter, which costs a Python start-up instead of a ``uv run`` reso
 Every environment is measured with its modules compiled to bytecode, as ``pip install`` leaves
 them: uv does not compile by default, and where ``PYTHONDONTWRITEBYTECODE`` is set each process
 would compile redis-py from source at import; that costs start-up time and raises the peak RSS
-by the compiler's memory (about 18 MiB for redis-py 8.1's ``commands/core.py``), which is not
-what a user's process carries. ``_compile`` runs once per environment and run (``compileall``
-skips what is up to date).
+by the compiler's memory (about 17 MiB for redis-py 8.1, most of it ``commands/core.py``),
+which is not what a user's process carries. ``_compile`` runs once per environment and run
+(``compileall`` skips what is up to date).
 
 kew itself runs on the interpreter running the harness: the workspace environment of
 ``uv run python -m bench``.

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .peers import LIBRARIES
 from .stats import CEILING_OF, KEW, Summary
 
 __all__ = ["GATES_FILE", "Verdict", "check", "load_bars"]
@@ -37,6 +38,10 @@ def load_bars(path: Path = GATES_FILE) -> list[dict[str, Any]]:
     return bars
 
 
+# "The fastest peer" is the fastest of the default peers; each of them must have run
+DEFAULT_PEERS = tuple(lib.name for lib in LIBRARIES if lib.default and not lib.is_kew)
+
+
 def _observed(bar: dict[str, Any], s: Summary) -> tuple[float | None, str]:
     fig, against = bar["figure"], bar["against"]
     if against == "absolute":
@@ -47,6 +52,9 @@ def _observed(bar: dict[str, Any], s: Summary) -> tuple[float | None, str]:
         ceil = s.share_basis.get(fig) or CEILING_OF.get(fig, "?")
         return (None, f"no {ceil} share") if r is None else (r.median, f"share of {ceil}")
     if against == "fastest":
+        absent = [p for p in DEFAULT_PEERS if fig not in s.figures.get(p, {})]
+        if absent:  # a peer that did not run (or install) must not make the bar easier
+            return None, f"not measured: {', '.join(absent)}"
         r = s.fastest.get(fig)
         if r is None:
             kew_ran = fig in s.figures.get(KEW, {})

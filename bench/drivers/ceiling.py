@@ -1,7 +1,7 @@
 """What one redis-py client can do on this machine: the ceilings kew's figures are compared to.
 
-- ``evalsha_seq``: sequential EVALSHA of a one-key script (``SET``), one round trip each, the
-  way kew's submit sends its script (``execute_command``);
+- ``evalsha_seq``: sequential EVALSHA of a one-key script (``SET``), one round trip each,
+  through redis-py's ``execute_command`` (kew packs its own requests: see kew/wire.py);
 - ``set_seq``: sequential SET;
 - ``set_pipelined``: SETs in non-transactional pipelines of 1000.
 

@@ -7,6 +7,7 @@ a benchmark (a refusal comes within a second or two, and ``--report`` runs nothi
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,18 @@ def test_the_gate_of_a_stored_run(run: str, exit_code: int, missed: str | None) 
     assert done.returncode == exit_code, done.stderr[-2000:]
     if missed is not None:
         assert "bar(s) missed" in done.stderr and missed in done.stderr
+
+
+def test_a_peer_that_did_not_run_fails_the_fastest_peer_bars(tmp_path: Path) -> None:
+    # review finding: a peer missing from a run (failed to install) made "no slower than the
+    # fastest peer" easier instead of failing it
+    doc = json.loads((RESULTS / "2026-12-08-full-3.json").read_text())
+    run = doc["run"]
+    run["records"] = [r for r in run["records"] if r["library"] != "bullmq"]
+    run["libraries"].pop("bullmq")
+    run["skipped"] = {"bullmq": "cannot install"}
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({"run": run}))
+    done = bench("--report", str(partial), "--gate")
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "not measured: bullmq" in done.stdout + done.stderr

@@ -251,7 +251,14 @@ def _stop_many(servers: Iterable[RedisServer]) -> None:
         server.stop()
 
 
+_HANDLED = (signal.SIGTERM, signal.SIGHUP)
+
+
 def _on_signal(signum: int, frame: FrameType | None) -> None:
+    # a second delivery while stopping (``timeout`` signals the process group and ``uv run``
+    # forwards it too) must not re-enter and wait forever on the lock the first one holds
+    for sig in _HANDLED:
+        signal.signal(sig, signal.SIG_IGN)
     _stop_all()
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
@@ -265,7 +272,7 @@ def _install_hooks() -> None:
     atexit.register(_stop_all)
     if threading.current_thread() is not threading.main_thread():
         return
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in _HANDLED:
         with contextlib.suppress(ValueError, OSError):
             if signal.getsignal(signum) is signal.SIG_DFL:
                 signal.signal(signum, _on_signal)

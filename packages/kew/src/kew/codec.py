@@ -150,6 +150,11 @@ class Codec:
         self.signer = signer
         self.allow_pickle = allow_pickle
 
+    def _sign(self, data: bytes, field: str, task_id: str) -> bytes:
+        """Sign ``data`` for ``field`` of ``task_id``; the context is built only when signing
+        is on (submits pay nothing for it otherwise)."""
+        return self.signer.sign(data, _ctx(field, task_id)) if self.signer.enabled else data
+
     def encode_function(self, func: Callable[..., Any], task_id: str = "") -> bytes:
         """Encode (and sign) a task function.
 
@@ -165,8 +170,7 @@ class Codec:
                     "allow_pickled_functions=False refuses lambdas, closures, __main__ functions, "
                     "builtins and standard-library functions"
                 )
-        data = encode_function(func)
-        return self.signer.sign(data, _ctx("func", task_id)) if self.signer.enabled else data
+        return self._sign(encode_function(func), "func", task_id)
 
     def encode_args(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], task_id: str = ""
@@ -176,14 +180,12 @@ class Codec:
             data = encode_args(args, kwargs)
         else:
             data = _dump_json([list(args), kwargs]) if args or kwargs else b""
-        return self.signer.sign(data, _ctx("args", task_id)) if self.signer.enabled else data
+        return self._sign(data, "args", task_id)
 
     def encode_result(self, value: Any, task_id: str = "") -> bytes:
         """Encode (and sign) a task's return value."""
-        ctx = _ctx("result", task_id)
-        if self.allow_pickle:
-            return self.signer.sign(encode_result(value), ctx)
-        return self.signer.sign(_dump_json(value), ctx)
+        data = encode_result(value) if self.allow_pickle else _dump_json(value)
+        return self._sign(data, "result", task_id)
 
     def decode_function(self, data: bytes, task_id: str = "") -> Callable[..., Any]:
         """Verify and load a task function (by-value functions, builtins and standard-library

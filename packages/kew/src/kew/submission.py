@@ -94,9 +94,9 @@ def build_row(
                 raise InvalidArgumentError(f"{name} is not valid text (UTF-8): {text!r}") from exc
     if not callable(task_func):
         raise InvalidArgumentError(f"task_func must be callable, got {type(task_func).__name__}")
-    if kwargs and any(type(k) is not str for k in kwargs):  # a call takes str keywords only
-        bad = next(k for k in kwargs if type(k) is not str)
-        raise InvalidArgumentError(f"kwargs keys must be str, got {bad!r}")
+    bad = [k for k in kwargs if type(k) is not str]  # a call takes str keywords only
+    if bad:
+        raise InvalidArgumentError(f"kwargs keys must be str, got {bad[0]!r}")
     prio = coerce_priority(priority)
     due = due_time(now, defer_by, defer_until)
     func_data = codec.encode_function(task_func, task_id)
